@@ -1,0 +1,107 @@
+"""`flask billing ...`: commands for set-up and scheduled jobs."""
+
+import random
+
+import click
+from flask import g
+from flask.cli import AppGroup
+
+from billing.extensions import db
+from billing.models import Role
+from billing.services import ServiceError, settings as settings_service, users
+
+billing_cli = AppGroup("billing", help="Billing administration commands.")
+
+DEMO_CLINIC = {
+    "name": "Riverside Ketamine & Infusion Center",
+    "address_line1": "410 Harbor Street, Suite 200",
+    "city": "Portland",
+    "state": "ME",
+    "postal_code": "04101",
+    "phone": "(207) 555-0142",
+    "email": "billing@riverside-infusion.example",
+    "tin": "12-3456789",
+    "npi": "1245319599",
+    "timezone": "America/New_York",
+    "invoice_prefix": "INV",
+    "receipt_prefix": "RCT",
+}
+DEMO_USERS = [
+    ("admin@riverside-infusion.example", "Alex Morgan", [Role.ADMIN]),
+    ("frontdesk@riverside-infusion.example", "Jamie Rivera", [Role.FRONTDESK]),
+    ("bookkeeper@riverside-infusion.example", "Pat Chen", [Role.BOOKKEEPER]),
+]
+WORDS = ("harbor", "maple", "granite", "lantern", "meadow", "copper", "willow", "summit", "pebble",
+         "canyon", "orchard", "beacon", "falcon", "juniper", "tidal", "cedar", "aurora", "quartz")
+
+
+def _cli_actor() -> None:
+    g.audit_actor = "cli"
+
+
+def _demo_password(rng: random.Random) -> str:
+    return "-".join(rng.choice(WORDS) for _ in range(3)) + f"-{rng.randrange(10, 99)}"
+
+
+def _roles_option(f):
+    return click.option("--role", "roles", multiple=True, required=True,
+                        type=click.Choice([r.value for r in Role]), help="Repeat for several roles.")(f)
+
+
+@billing_cli.command("create-user")
+@click.argument("email")
+@click.option("--name", required=True, help="The person's full name.")
+@_roles_option
+@click.password_option(help="Prompted for when not given.")
+def create_user(email: str, name: str, roles: tuple[str, ...], password: str) -> None:
+    """Create a staff account (use it for the first admin)."""
+    _cli_actor()
+    try:
+        user = users.create_user(email, name, password, [Role(r) for r in roles])
+    except ServiceError as err:
+        raise click.ClickException(err.message) from None
+    db.session.commit()
+    click.echo(f"Created {user.email} ({', '.join(sorted(user.roles))}).")
+
+
+@billing_cli.command("reset-password")
+@click.argument("email")
+@click.password_option(help="Prompted for when not given.")
+def reset_password(email: str, password: str) -> None:
+    """Set a new password for a staff account."""
+    _cli_actor()
+    user = users.find_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    try:
+        users.reset_password(user, password)
+    except ServiceError as err:
+        raise click.ClickException(err.message) from None
+    db.session.commit()
+    click.echo(f"Password reset for {user.email}.")
+
+
+@billing_cli.command("seed-demo")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same demo clinic and passwords.")
+@click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when users already exist.")
+def seed_demo(seed: int, if_empty: bool) -> None:
+    """Fill an empty database with a demo clinic and one user per role; prints the passwords once."""
+    _cli_actor()
+    if db.session.query(users.User.id).first() is not None:
+        if if_empty:
+            click.echo("Demo data already present; sign in with the passwords printed at first run.")
+            click.echo("Forgot one? flask --app billing billing reset-password EMAIL")
+            return
+        raise click.ClickException("The database already has users; seed-demo only fills an empty database.")
+    rng = random.Random(seed)
+    settings_service.update_settings(DEMO_CLINIC)
+    logins = []
+    for email, name, roles in DEMO_USERS:
+        password = _demo_password(rng)
+        users.create_user(email, name, password, roles)
+        logins.append((roles[0].label, email, password))
+    db.session.commit()
+    click.echo(f"Seeded the demo clinic {DEMO_CLINIC['name']!r} (seed {seed}).")
+    click.echo("Demo logins (shown only now):")
+    for label, email, password in logins:
+        click.echo(f"  {label:<11} {email:<40} {password}")

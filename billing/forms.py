@@ -1,0 +1,65 @@
+"""Form pieces shared by the blueprints: the money field and showing service errors."""
+
+from __future__ import annotations
+
+from flask import flash
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import StopValidation
+
+from billing.money import Money, MoneyError, parse_money
+from billing.services import ServiceError
+
+
+class MoneyField(StringField):
+    """A text input whose ``.data`` is a Money (or None when left empty)."""
+
+    def __init__(
+        self,
+        label=None,
+        validators=None,
+        *,
+        allow_negative: bool = False,
+        allow_zero: bool = True,
+        **kwargs,
+    ):
+        """Like StringField, plus the sign and zero rules passed to parse_money."""
+        super().__init__(label, validators, **kwargs)
+        self.allow_negative = allow_negative
+        self.allow_zero = allow_zero
+
+    def process_formdata(self, valuelist):
+        """Parse the submitted text; a MoneyError message becomes the field error."""
+        if not valuelist:
+            return
+        raw = valuelist[0]
+        if raw is None or not str(raw).strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_money(
+                raw, allow_negative=self.allow_negative, allow_zero=self.allow_zero
+            )
+        except MoneyError as err:
+            self.data = None
+            raise ValueError(str(err)) from err
+
+    def pre_validate(self, form):
+        """Skip the other validators when the text could not be parsed (one error, not two)."""
+        if self.process_errors:
+            raise StopValidation()
+
+    def _value(self):
+        """Redisplay what was typed, or the amount as plain "1250.50"."""
+        if self.raw_data:
+            return self.raw_data[0]
+        return self.data.plain() if isinstance(self.data, Money) else ""
+
+
+def apply_service_error(form: FlaskForm, err: ServiceError) -> None:
+    """Show a service's refusal next to the field it names, or at the top of the page."""
+    field = getattr(form, err.field, None) if err.field else None
+    if field is not None:
+        field.errors = [*field.errors, err.message]
+    else:
+        flash(err.message, "error")

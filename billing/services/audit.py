@@ -1,0 +1,75 @@
+"""Writing the audit log: one helper, called in the transaction of the change it records."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g, has_request_context, request
+from flask_login import current_user
+
+from billing.extensions import db
+from billing.models import AuditEvent, User
+
+# Attribute values never copied into the log.
+REDACTED = {"password_hash", "logo"}
+
+
+def record(
+    action: str,
+    entity: Any = None,
+    *,
+    changes: dict[str, Any] | None = None,
+    actor: User | None = None,
+) -> AuditEvent:
+    """Add one audit event to the session; it commits or rolls back with the change it records.
+
+    `entity` is a model instance (flushed first if it has no id yet) or None.
+    The actor defaults to the signed-in staff user, else `g.audit_actor` (the CLI sets it),
+    else "anonymous" in a request and "system" outside one.
+    """
+    if actor is None and has_request_context() and current_user.is_authenticated:
+        actor = current_user._get_current_object()
+    entity_type = entity_id = None
+    if entity is not None:
+        if sa.inspect(entity).identity is None:
+            db.session.flush()
+        entity_type = type(entity).__name__
+        entity_id = str(sa.inspect(entity).identity[0])
+    event = AuditEvent(
+        actor=actor,
+        actor_label=actor.email if actor else g.get("audit_actor") or _anonymous_label(),
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes or None,
+        ip=request.remote_addr if has_request_context() else None,
+    )
+    db.session.add(event)
+    return event
+
+
+def _anonymous_label() -> str:
+    return "anonymous" if has_request_context() else "system"
+
+
+def changes_of(obj: Any) -> dict[str, list[Any]]:
+    """The pending attribute changes of a model instance as {name: [old, new]}, secrets redacted."""
+    state = sa.inspect(obj)
+    out: dict[str, list[Any]] = {}
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if attr.key in REDACTED:
+            out[attr.key] = ["(redacted)", "(changed)"]
+        elif old != new:
+            out[attr.key] = [_plain(old), _plain(new)]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe form of a column value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
