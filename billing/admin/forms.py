@@ -4,11 +4,12 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from billing.models import Role
 
-ROLE_CHOICES = [(r.value, r.label) for r in Role]
+ROLE_CHOICES = [SelectChoice(r.value, r.label) for r in Role]
 US_TIMEZONES = sorted(tz for tz in available_timezones() if tz.startswith(("America/", "Pacific/Honolulu", "US/")))
 
 
@@ -57,7 +58,7 @@ class SettingsForm(FlaskForm):
     email = EmailField("Email", validators=[Optional(), Email("Enter a valid email."), Length(max=254)])
     tin = StringField("Tax ID (TIN/EIN)", validators=[Length(max=10)], description="Nine digits, like 12-3456789.")
     npi = StringField("NPI", validators=[Length(max=10)], description="The clinic's 10-digit National Provider Identifier.")
-    timezone = SelectField("Timezone", choices=[(tz, tz) for tz in US_TIMEZONES])
+    timezone = SelectField("Timezone", choices=[SelectChoice(tz, tz) for tz in US_TIMEZONES])
     invoice_prefix = StringField("Invoice number prefix", validators=[DataRequired(), Length(max=10)])
     receipt_prefix = StringField("Receipt number prefix", validators=[DataRequired(), Length(max=10)])
     submit = SubmitField("Save settings")

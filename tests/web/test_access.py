@@ -1,0 +1,101 @@
+"""Every route, every role: the access each endpoint grants is written down here.
+
+A route added without an entry below fails `test_every_endpoint_is_listed`, and one
+added without an access declaration answers 403 to everyone (see billing/access.py).
+"""
+
+import pytest
+from werkzeug.routing import Rule
+
+from billing import create_app
+from billing.models import Role
+from tests.conftest import log_in
+
+PUBLIC = "public"
+ANY_STAFF = frozenset(Role)
+A, F, B = Role.ADMIN, Role.FRONTDESK, Role.BOOKKEEPER
+
+EXPECTED: dict[str, object] = {
+    "static": PUBLIC,
+    "auth.index": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": PUBLIC,
+    "auth.change_password": ANY_STAFF,
+    "frontdesk.home": {F},
+    "books.home": {B},
+    "admin.home": {A},
+    "admin.users_list": {A},
+    "admin.user_new": {A},
+    "admin.user_edit": {A},
+    "admin.user_reset_password": {A},
+    "admin.user_set_active": {A},
+    "admin.settings": {A},
+    "admin.settings_logo": {A},
+    "admin.logo": ANY_STAFF,
+    "admin.audit_log": {A},
+}
+
+WHO = [None, A, F, B]
+
+
+def _rules(app) -> list[tuple[Rule, str]]:
+    return [
+        (rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
+
+
+def test_every_endpoint_is_listed(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - EXPECTED.keys() == set(), "new routes need an entry in EXPECTED"
+    assert EXPECTED.keys() - endpoints == set(), "EXPECTED lists routes that no longer exist"
+
+
+def _url(rule: Rule, target_user_id: int) -> str:
+    values = {}
+    for arg in rule.arguments:
+        values[arg] = "app.css" if arg == "filename" else target_user_id
+    return rule.build(values, append_unknown=False)[1]
+
+
+@pytest.mark.parametrize("who", WHO, ids=lambda r: r.value if r else "anonymous")
+def test_route_access(app, create_user, who):
+    """For each route and method: allowed roles get through, others get 403, anonymous goes to sign-in."""
+    target = create_user(Role.FRONTDESK, name="Target")
+    client = app.test_client()
+    if who is not None:
+        user = create_user(who, Role.ADMIN) if who is A else create_user(who)
+        assert log_in(client, user).status_code == 302
+    failures = []
+    for rule, method in _rules(app):
+        expected = EXPECTED[rule.endpoint]
+        if rule.endpoint == "auth.logout":
+            continue  # signing out would end the session the loop runs on; tested in test_auth
+        response = client.open(_url(rule, target.id), method=method)
+        signed_in_redirect = response.status_code == 302 and "/login" in response.location
+        if expected == PUBLIC:
+            ok = response.status_code != 403
+        elif who is None:
+            ok = signed_in_redirect
+        elif who in expected:
+            ok = response.status_code != 403 and not signed_in_redirect
+        else:
+            ok = response.status_code == 403
+        if not ok:
+            failures.append(f"{method} {rule.rule} -> {response.status_code}")
+    assert failures == []
+
+
+def test_a_view_without_declared_access_is_closed(database_url):
+    from config import TestingConfig
+
+    app = create_app(type("C", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": database_url}))
+
+    @app.route("/forgotten")
+    def forgotten():
+        return "secret"
+
+    response = app.test_client().get("/forgotten")
+    assert response.status_code == 403
+    assert b"secret" not in response.data
