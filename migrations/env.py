@@ -1,4 +1,6 @@
 import logging
+import os
+import sys
 from logging.config import fileConfig
 
 from flask import current_app
@@ -8,6 +10,9 @@ from alembic import context
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
+
+# Lets revisions import the helpers beside this file (append_only.py).
+sys.path.insert(0, os.path.dirname(__file__))
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.

@@ -90,7 +90,8 @@ def user_reset_password(user_id: int):
             db.session.commit()
             flash(f"New password set for {user.name}; their other sessions were signed out.", "success")
             return redirect(url_for("admin.user_edit", user_id=user.id))
-    form = UserForm(data={"name": user.name, "roles": [r.value for r in user.roles]})
+    # formdata=None: this POST carried the password form, not this one.
+    form = UserForm(formdata=None, data={"name": user.name, "roles": [r.value for r in user.roles]})
     return render_template("admin/user_edit.html", user=user, form=form,
                            reset_form=reset_form, confirm_form=ConfirmForm()), 400
 

@@ -1,7 +1,23 @@
 """All models, imported here so Alembic and the app see every table."""
 
 from billing.models.audit import AuditEvent
+from billing.models.catalog import CareCreditPlan, Package, Provider, Service, ServiceCategory
+from billing.models.charges import Charge, ChargeStatus, PackagePurchase
+from billing.models.invoices import Invoice, InvoiceLine, InvoiceStatus
+from billing.models.journal import Account, AccountingPeriod, AccountType, Counter, JournalEntry, JournalLine, PeriodStatus
+from billing.models.patients import Patient
+from billing.models.payments import (
+    Adjustment, AdjustmentKind, Allocation, CareCreditDetails, FormSubmission, MoneyOrderDetails,
+    MoneyOrderIssuer, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
+)
 from billing.models.settings import ClinicSettings
 from billing.models.users import Role, User, UserRole
 
-__all__ = ["AuditEvent", "ClinicSettings", "Role", "User", "UserRole"]
+__all__ = [
+    "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
+    "AuditEvent", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
+    "Counter", "FormSubmission", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
+    "MoneyOrderDetails", "MoneyOrderIssuer", "Package", "PackagePurchase", "Patient", "Payment",
+    "PaymentMethod", "PaymentStatus", "PeriodStatus", "Provider", "Refund", "RefundKind", "Role",
+    "Service", "ServiceCategory", "User", "UserRole",
+]

@@ -47,6 +47,13 @@ def record(
     return event
 
 
+def current_actor_id() -> int | None:
+    """The signed-in staff user's id, for created_by columns."""
+    if has_request_context() and current_user.is_authenticated:
+        return current_user.id
+    return None
+
+
 def _anonymous_label() -> str:
     return "anonymous" if has_request_context() else "system"
 

@@ -10,6 +10,8 @@ on audit_events on SQLite and PostgreSQL alike.
 from alembic import op
 import sqlalchemy as sa
 
+from append_only import create_append_only_triggers, drop_append_only_triggers
+
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -82,32 +84,6 @@ def upgrade():
         "phone, email, tin, npi, timezone, invoice_prefix, receipt_prefix, updated_at) "
         "VALUES (1, '', '', '', '', '', '', '', '', '', '', 'America/New_York', 'INV', 'RCT', CURRENT_TIMESTAMP)"
     ))
-
-
-def create_append_only_triggers(table):
-    """Make `table` refuse UPDATE and DELETE, whatever client writes to it."""
-    message = f"{table} is append-only"
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(f"""
-            CREATE FUNCTION refuse_change_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION '{message}'; END $$;
-            CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
-            FOR EACH ROW EXECUTE FUNCTION refuse_change_{table}();
-        """)
-    else:
-        for verb in ('UPDATE', 'DELETE'):
-            op.execute(f"""
-                CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
-                BEGIN SELECT RAISE(ABORT, '{message}'); END;
-            """)
-
-
-def drop_append_only_triggers(table):
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(f"DROP TRIGGER {table}_append_only ON {table}; DROP FUNCTION refuse_change_{table}();")
-    else:
-        op.execute(f"DROP TRIGGER {table}_no_update")
-        op.execute(f"DROP TRIGGER {table}_no_delete")
 
 
 def downgrade():

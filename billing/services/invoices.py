@@ -1,0 +1,87 @@
+"""Issuing and voiding invoices."""
+
+from collections.abc import Sequence
+from datetime import date
+
+import sqlalchemy as sa
+
+from billing.extensions import db
+from billing.models import Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus, Patient
+from billing.models.types import utcnow
+from billing.money import Money
+from billing.services import ServiceError, audit
+from billing.services.numbering import next_value
+from billing.services.settings import get_settings
+
+
+def format_number(prefix: str, year: int, sequence: int) -> str:
+    return f"{prefix}-{year}-{sequence:06d}"
+
+
+def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | None = None) -> Invoice:
+    """Issue an invoice for the patient's open charges (all, or those chosen), numbered without gaps
+    per year. The lines copy the charges as they stand; the invoice never changes after. No journal
+    entry: the charges already posted to receivables. Raises ServiceError when there is nothing to
+    invoice or a chosen charge is not open."""
+    query = (sa.select(Charge).where(Charge.patient_id == patient.id, Charge.status == ChargeStatus.OPEN)
+             .order_by(Charge.date_of_service, Charge.id).with_for_update(of=Charge))
+    if charge_ids is not None:
+        query = query.where(Charge.id.in_(charge_ids))
+    charges = list(db.session.scalars(query))
+    if charge_ids is not None and len(charges) != len(set(charge_ids)):
+        raise ServiceError("Some of the chosen charges are already invoiced or voided; reload the page.")
+    if not charges:
+        raise ServiceError("There are no open charges to invoice.")
+    total = sum((Money(c.amount_cents) for c in charges), Money.zero())
+    sequence = next_value(f"invoice:{today.year}")
+    invoice = Invoice(
+        patient_id=patient.id,
+        number=format_number(get_settings().invoice_prefix, today.year, sequence),
+        status=InvoiceStatus.OPEN if total else InvoiceStatus.PAID,
+        issue_date=today, issued_at=utcnow(), issued_by_id=audit.current_actor_id(), total_cents=total.cents,
+    )
+    invoice.lines = [
+        InvoiceLine(
+            charge_id=c.id, date_of_service=c.date_of_service,
+            description=c.package.name if c.package_id else c.service.name,
+            code="" if c.package_id else c.service.cpt_code, units=c.units, unit_price_cents=c.unit_price_cents,
+            discount_cents=c.discount_cents, amount_cents=c.amount_cents,
+        )
+        for c in charges
+    ]
+    db.session.add(invoice)
+    db.session.flush()
+    for charge in charges:
+        charge.status = ChargeStatus.INVOICED
+        charge.invoice_id = invoice.id
+    audit.record("invoice.issue", invoice, changes={"number": invoice.number, "total": total.plain(),
+                                                    "charges": [c.id for c in charges]})
+    return invoice
+
+
+def lock_invoice(invoice_id: int) -> Invoice:
+    """The invoice row, locked until commit (so two payments cannot both see its old balance)."""
+    invoice = db.session.scalars(
+        sa.select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    return invoice
+
+
+def void_invoice(invoice: Invoice, reason: str, *, today: date) -> None:
+    """Void an issued invoice: what was paid on it becomes patient credit, adjustments are reversed,
+    and its charges are open again (to be voided or invoiced anew). Writes one journal entry when
+    money moves. Raises ServiceError without a reason or for an invoice already void."""
+    from billing.services.payments import unapply_invoice  # payments imports this module
+
+    if not reason.strip():
+        raise ServiceError("Say why the invoice is voided.", "reason")
+    invoice = lock_invoice(invoice.id)
+    if invoice.status == InvoiceStatus.VOID:
+        raise ServiceError("This invoice is already void.")
+    unapply_invoice(invoice, today=today, description=f"Void {invoice.number}: {reason.strip()}")
+    invoice.status = InvoiceStatus.VOID
+    invoice.void_reason = reason.strip()
+    for charge in db.session.scalars(sa.select(Charge).where(Charge.invoice_id == invoice.id)):
+        charge.status = ChargeStatus.OPEN
+        charge.invoice_id = None
+    audit.record("invoice.void", invoice, changes={"reason": reason.strip()})

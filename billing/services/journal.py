@@ -1,0 +1,116 @@
+"""Posting to the double-entry journal. Every money event writes one balanced entry here."""
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from billing.extensions import db
+from billing.models import Account, AccountingPeriod, JournalEntry, JournalLine, PeriodStatus, ServiceCategory
+from billing.money import Money
+from billing.services import ServiceError, audit
+
+# The chart of accounts (code, name, type); the first migration that needs it seeds it.
+BANK = "1000"
+UNDEPOSITED = "1010"
+STRIPE_CLEARING = "1020"
+CARECREDIT_RECEIVABLE = "1030"
+RECEIVABLES = "1100"
+PATIENT_CREDITS = "2100"
+REFUNDS = "4900"
+DISCOUNTS = "4910"
+MERCHANT_FEES = "6100"
+FINANCING_FEES = "6110"
+REVENUE = {
+    ServiceCategory.VISIT: "4010",
+    ServiceCategory.INFUSION: "4020",
+    ServiceCategory.DRUG: "4030",
+    ServiceCategory.PACKAGE: "4040",
+    ServiceCategory.OTHER: "4090",
+}
+
+# A journal line: (account code, signed amount — debit positive, credit negative, patient id or None).
+Line = tuple[str, Money, int | None]
+
+_account_ids: dict[str, dict[str, int]] = {}
+
+
+def account_id(code: str) -> int:
+    """The id of the account with this code (cached per database: the chart never changes at run time)."""
+    bind = db.session.get_bind()
+    ids = _account_ids.setdefault(str(getattr(bind, "engine", bind).url), {})
+    if code not in ids:
+        ids.update(db.session.execute(sa.select(Account.code, Account.id)).all())
+    return ids[code]
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def ensure_period_open(day: date) -> None:
+    """Raise ServiceError when `day` falls in a closed month."""
+    status = db.session.scalar(sa.select(AccountingPeriod.status).where(AccountingPeriod.month == month_of(day)))
+    if status == PeriodStatus.CLOSED:
+        raise ServiceError(
+            f"The books for {day:%B %Y} are closed; nothing can be dated in that month. "
+            "Use a date in an open month, or ask the bookkeeper to reopen it."
+        )
+
+
+def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
+         reverses: JournalEntry | None = None) -> JournalEntry:
+    """Write one balanced journal entry for `source` (a model instance).
+
+    Zero lines are dropped. Raises ServiceError when the month is closed and ValueError when the
+    lines do not balance or are empty (a programming error, never a user error).
+    """
+    ensure_period_open(entry_date)
+    kept = [(code, amount, patient_id) for code, amount, patient_id in lines if amount]
+    if not kept:
+        raise ValueError("A journal entry needs at least one non-zero line.")
+    if sum((amount for _, amount, _ in kept), Money.zero()):
+        raise ValueError(f"Unbalanced journal entry for {description!r}: {kept}")
+    if sa.inspect(source).identity is None:
+        db.session.flush()
+    entry = JournalEntry(
+        entry_date=entry_date,
+        description=description[:200],
+        source_type=type(source).__name__,
+        source_id=str(sa.inspect(source).identity[0]),
+        reverses_id=reverses.id if reverses else None,
+        created_by_id=audit.current_actor_id(),
+    )
+    entry.lines = [
+        JournalLine(account_id=account_id(code), amount_cents=amount.cents, patient_id=patient_id)
+        for code, amount, patient_id in kept
+    ]
+    db.session.add(entry)
+    return entry
+
+
+def entries_for(source: Any) -> list[JournalEntry]:
+    return list(db.session.scalars(
+        sa.select(JournalEntry)
+        .where(JournalEntry.source_type == type(source).__name__,
+               JournalEntry.source_id == str(sa.inspect(source).identity[0]))
+        .order_by(JournalEntry.id)
+    ))
+
+
+def reverse(entry: JournalEntry, entry_date: date, description: str, source: Any) -> JournalEntry:
+    """Write the mirror image of `entry`, pointing at it."""
+    lines = [(line.account.code, -Money(line.amount_cents), line.patient_id) for line in entry.lines]
+    return post(entry_date, description, source, lines, reverses=entry)
+
+
+def balance(code: str, *, patient_id: int | None = None, as_of: date | None = None) -> Money:
+    """The signed balance (debits positive) of an account, optionally for one patient or up to a date."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(JournalLine.amount_cents), 0)).where(
+        JournalLine.account_id == account_id(code)
+    )
+    if patient_id is not None:
+        query = query.where(JournalLine.patient_id == patient_id)
+    if as_of is not None:
+        query = query.join(JournalEntry).where(JournalEntry.entry_date <= as_of)
+    return Money(int(db.session.scalar(query)))

@@ -1,0 +1,215 @@
+"""`flask billing ...`: creating users, resetting passwords and seeding the demo clinic."""
+
+import re
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash
+
+from billing import create_app
+from billing.cli import DEMO_CLINIC
+from billing.extensions import db
+from billing.models import AuditEvent, Role, User
+from billing.services.settings import get_settings
+from config import TestingConfig
+from tests.conftest import PASSWORD
+
+NEW_PASSWORD = "a different long passphrase"
+LOGIN_LINE = re.compile(r"^\s+(?P<role>\S.*?)\s+(?P<email>\S+@\S+)\s+(?P<password>\S+)$", re.M)
+
+
+def all_users() -> list[User]:
+    return db.session.scalars(sa.select(User).order_by(User.id)).all()
+
+
+def last_event() -> AuditEvent:
+    return db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
+
+
+def printed_logins(output: str) -> dict[str, str]:
+    """{email: password} from the seed-demo output."""
+    return {m["email"]: m["password"] for m in LOGIN_LINE.finditer(output)}
+
+
+# --- create-user ---------------------------------------------------------------------------------
+
+
+def test_create_user_makes_an_admin_and_audits_it_as_cli(runner):
+    result = runner.invoke(args=["billing", "create-user", "Boss@Clinic.test", "--name", "Dana Boss",
+                                 "--role", "admin", "--password", PASSWORD])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Created boss@clinic.test (admin)."
+    [user] = all_users()
+    assert (user.email, user.name, user.roles) == ("boss@clinic.test", "Dana Boss", {Role.ADMIN})
+    assert check_password_hash(user.password_hash, PASSWORD)
+    event = last_event()
+    assert (event.action, event.actor_id, event.actor_label) == ("user.create", None, "cli")
+    assert event.entity_id == str(user.id)
+
+
+def test_create_user_prompts_for_the_password_twice(runner):
+    result = runner.invoke(args=["billing", "create-user", "boss@clinic.test", "--name", "Dana Boss",
+                                 "--role", "admin", "--role", "bookkeeper"],
+                           input=f"{PASSWORD}\n{PASSWORD}\n")
+
+    assert result.exit_code == 0, result.output
+    [user] = all_users()
+    assert user.roles == {Role.ADMIN, Role.BOOKKEEPER}
+    assert check_password_hash(user.password_hash, PASSWORD)
+    assert PASSWORD not in result.output  # the prompt hides it
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("short", "Error: Use at least 12 characters."),
+     ("zzzzzzzzzzzzzzzz", "Error: Use a less repetitive password.")],
+)
+def test_create_user_refuses_a_weak_password(runner, password, message):
+    result = runner.invoke(args=["billing", "create-user", "boss@clinic.test", "--name", "Dana Boss",
+                                 "--role", "admin", "--password", password])
+
+    assert result.exit_code != 0
+    assert message in result.output
+    assert all_users() == []
+
+
+def test_create_user_refuses_a_taken_email(runner, create_user):
+    create_user(Role.FRONTDESK, email="boss@clinic.test")
+    result = runner.invoke(args=["billing", "create-user", "BOSS@clinic.test", "--name", "Dana Boss",
+                                 "--role", "admin", "--password", PASSWORD])
+
+    assert result.exit_code != 0
+    assert "Error: A user with this email already exists." in result.output
+    assert len(all_users()) == 1
+
+
+def test_create_user_needs_a_known_role(runner):
+    result = runner.invoke(args=["billing", "create-user", "boss@clinic.test", "--name", "Dana Boss",
+                                 "--role", "owner", "--password", PASSWORD])
+    assert result.exit_code != 0
+    assert "owner" in result.output
+    assert all_users() == []
+
+
+# --- reset-password -------------------------------------------------------------------------------
+
+
+def test_reset_password_sets_a_new_password(runner, create_user):
+    user = create_user(Role.FRONTDESK, email="fox@clinic.test")
+    result = runner.invoke(args=["billing", "reset-password", "FOX@clinic.test", "--password", NEW_PASSWORD])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Password reset for fox@clinic.test."
+    db.session.refresh(user)
+    assert check_password_hash(user.password_hash, NEW_PASSWORD)
+    assert not check_password_hash(user.password_hash, PASSWORD)
+    assert user.session_epoch == 1
+    event = last_event()
+    assert (event.action, event.actor_label, event.entity_id) == ("user.password_reset", "cli", str(user.id))
+
+
+def test_reset_password_refuses_an_unknown_email(runner, create_user):
+    create_user(Role.FRONTDESK, email="fox@clinic.test")
+    events = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    result = runner.invoke(args=["billing", "reset-password", "nobody@clinic.test", "--password", NEW_PASSWORD])
+
+    assert result.exit_code != 0
+    assert "Error: No user with email nobody@clinic.test." in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == events
+
+
+def test_reset_password_refuses_a_weak_password(runner, create_user):
+    user = create_user(Role.FRONTDESK, email="fox@clinic.test")
+    result = runner.invoke(args=["billing", "reset-password", "fox@clinic.test", "--password", "short"])
+
+    assert result.exit_code != 0
+    assert "Error: Use at least 12 characters." in result.output
+    db.session.refresh(user)
+    assert check_password_hash(user.password_hash, PASSWORD)
+
+
+# --- seed-demo -------------------------------------------------------------------------------------
+
+
+def test_seed_demo_fills_settings_and_one_user_per_role(runner):
+    result = runner.invoke(args=["billing", "seed-demo"])
+
+    assert result.exit_code == 0, result.output
+    clinic = get_settings()
+    assert (clinic.name, clinic.tin, clinic.npi, clinic.timezone) == (
+        DEMO_CLINIC["name"], "12-3456789", "1245319599", "America/New_York")
+    users = all_users()
+    assert sorted(r for u in users for r in u.roles) == sorted(Role)
+    assert all(len(u.roles) == 1 and u.active for u in users)
+
+    logins = printed_logins(result.output)
+    assert len(logins) == 3
+    assert set(logins) == {u.email for u in users}
+    for user in users:
+        assert check_password_hash(user.password_hash, logins[user.email])
+    assert len(set(logins.values())) == 3
+    labels = {e.actor_label for e in db.session.scalars(sa.select(AuditEvent))}
+    assert labels == {"cli"}
+
+
+def test_seed_demo_if_empty_on_a_seeded_database_prints_no_password(runner):
+    first = runner.invoke(args=["billing", "seed-demo"])
+    passwords = printed_logins(first.output).values()
+    assert len(passwords) == 3
+
+    again = runner.invoke(args=["billing", "seed-demo", "--if-empty"])
+
+    assert again.exit_code == 0, again.output
+    assert "already present" in again.output
+    assert not any(p in again.output for p in passwords)
+    assert printed_logins(again.output) == {}
+    assert len(all_users()) == 3
+
+
+def test_seed_demo_if_empty_seeds_an_empty_database(runner):
+    result = runner.invoke(args=["billing", "seed-demo", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert len(printed_logins(result.output)) == 3
+    assert len(all_users()) == 3
+
+
+def test_seed_demo_refuses_a_database_with_users(runner, create_user):
+    create_user(Role.ADMIN)
+    result = runner.invoke(args=["billing", "seed-demo"])
+
+    assert result.exit_code != 0
+    assert "Error: The database already has users; seed-demo only fills an empty database." in result.output
+    assert len(all_users()) == 1
+    assert get_settings().name == ""
+
+
+def _seed_fresh_database(tmp_path, name: str, seed: int) -> dict[str, str]:
+    """Run seed-demo against a new, migrated SQLite file and return the printed logins.
+
+    Each run needs an empty database; the command commits, so it gets one of its own
+    rather than a savepoint in the shared test database.
+    """
+    config = type("SeedConfig", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / name}"})
+    app = create_app(config)
+    with app.app_context():
+        flask_migrate.upgrade()
+    try:
+        result = app.test_cli_runner().invoke(args=["billing", "seed-demo", "--seed", str(seed)])
+        assert result.exit_code == 0, result.output
+        return printed_logins(result.output)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_seed_demo_passwords_follow_the_seed(tmp_path):
+    first = _seed_fresh_database(tmp_path, "a.sqlite3", seed=7)
+    same = _seed_fresh_database(tmp_path, "b.sqlite3", seed=7)
+    other = _seed_fresh_database(tmp_path, "c.sqlite3", seed=8)
+
+    assert len(first) == 3
+    assert same == first
+    assert other.keys() == first.keys()
+    assert set(other.values()).isdisjoint(first.values())
