@@ -45,9 +45,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from billing import admin, auth, books, frontdesk
+    from billing import admin, auth, books, frontdesk, invoices, patients, payments
 
-    for module in (auth, admin, frontdesk, books):
+    for module in (auth, admin, frontdesk, patients, invoices, payments, books):
         app.register_blueprint(module.bp)
 
 
@@ -69,6 +69,7 @@ def register_templating(app: Flask) -> None:
     from billing.money import format_money
     from billing.timeutil import to_clinic_time
 
+    app.jinja_env.add_extension("jinja2.ext.do")
     app.add_template_filter(format_money, "money")
 
     @app.template_filter("localtime")

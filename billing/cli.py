@@ -6,6 +6,7 @@ import click
 from flask import g
 from flask.cli import AppGroup
 
+from billing.demo import seed_catalog
 from billing.extensions import db
 from billing.models import Role
 from billing.services import ServiceError, settings as settings_service, users
@@ -95,6 +96,7 @@ def seed_demo(seed: int, if_empty: bool) -> None:
         raise click.ClickException("The database already has users; seed-demo only fills an empty database.")
     rng = random.Random(seed)
     settings_service.update_settings(DEMO_CLINIC)
+    seed_catalog()
     logins = []
     for email, name, roles in DEMO_USERS:
         password = _demo_password(rng)

@@ -1,11 +1,14 @@
-"""Form pieces shared by the blueprints: the money field and showing service errors."""
+"""Form pieces shared by the blueprints: the money field, one-time forms and service errors."""
 
 from __future__ import annotations
 
+import secrets
+
 from flask import flash
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import StopValidation
+from wtforms import HiddenField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, StopValidation
 
 from billing.money import Money, MoneyError, parse_money
 from billing.services import ServiceError
@@ -63,3 +66,16 @@ def apply_service_error(form: FlaskForm, err: ServiceError) -> None:
         field.errors = [*field.errors, err.message]
     else:
         flash(err.message, "error")
+
+
+class OneTimeForm(FlaskForm):
+    """A form that must act at most once: its token is spent with the work it does
+    (see billing.services.submissions)."""
+
+    form_token = HiddenField(default=lambda: secrets.token_urlsafe(24),
+                             validators=[DataRequired(), Length(min=16, max=64)])
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms select choices."""
+    return [SelectChoice(value, label) for value, label in pairs]

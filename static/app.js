@@ -16,3 +16,9 @@ document.addEventListener("submit", (event) => {
     });
   }, 0);
 });
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) {
+    window.print();
+  }
+});

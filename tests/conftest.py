@@ -6,8 +6,9 @@ one outer transaction that is rolled back at the end; the app's own commits beco
 SAVEPOINT releases inside it. Tests that need real commits across threads (the browser,
 concurrency) use `live_app`, which gets a database of its own.
 
-TEST_DATABASE_URL selects the database (a temporary SQLite file by default), e.g.
-postgresql+psycopg://postgres@127.0.0.1:5432/test.
+TEST_DATABASE_URL selects PostgreSQL (a temporary SQLite file by default), e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/test: the run creates its own databases on that
+server and drops them at the end.
 """
 
 import contextvars
@@ -15,7 +16,6 @@ import ipaddress
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -74,14 +74,6 @@ def no_network(monkeypatch):
 # --- databases -------------------------------------------------------------------------
 
 
-def _reset_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def _migrated_app(url: str, **overrides) -> Flask:
     config = type("TestConfig", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": url, **overrides})
     app = create_app(config)
@@ -92,17 +84,29 @@ def _migrated_app(url: str, **overrides) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        _reset_postgres(url)
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+def server_url() -> str | None:
+    """TEST_DATABASE_URL: a PostgreSQL database used only to create the run's own databases."""
+    return os.environ.get("TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
-def _session_app(database_url) -> Flask:
-    return _migrated_app(database_url)
+def database_url(server_url, tmp_path_factory) -> Iterator[str]:
+    """The run's database: a temporary SQLite file, or a new PostgreSQL database dropped at the end
+    (so parallel runs on one server never meet)."""
+    if not server_url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    url = _fresh_database(server_url, tmp_path_factory)
+    yield url
+    _drop_database(url, server_url)
+
+
+@pytest.fixture(scope="session")
+def _session_app(database_url) -> Iterator[Flask]:
+    app = _migrated_app(database_url)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 class IsolatedClient(FlaskClient):
@@ -222,16 +226,16 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
-def live_app(database_url, tmp_path_factory) -> Iterator[Flask]:
+def live_app(server_url, database_url, tmp_path_factory) -> Iterator[Flask]:
     """An app with a database of its own where commits are real (for threads and the browser)."""
-    url = _fresh_database(database_url, tmp_path_factory)
+    url = _fresh_database(server_url or database_url, tmp_path_factory)
     app = _migrated_app(url, WTF_CSRF_ENABLED=True)
     try:
         yield app
     finally:
         with app.app_context():
             db.engine.dispose()
-        _drop_database(url, database_url)
+        _drop_database(url, server_url or database_url)
 
 
 @pytest.fixture(scope="module")

@@ -166,21 +166,23 @@ def logo():
 def audit_log():
     form = AuditFilterForm(request.args)
     query = sa.select(AuditEvent).order_by(AuditEvent.id.desc())
-    if form.validate():
-        tz = ZoneInfo(settings_service.get_settings().timezone)
-        if form.actor.data:
-            query = query.where(AuditEvent.actor_label.ilike(f"%{form.actor.data.strip()}%"))
-        if form.action.data:
-            query = query.where(AuditEvent.action.startswith(form.action.data.strip()))
-        if form.entity_type.data:
-            query = query.where(AuditEvent.entity_type == form.entity_type.data.strip())
-        if form.entity_id.data:
-            query = query.where(AuditEvent.entity_id == form.entity_id.data.strip())
-        if form.date_from.data:
-            query = query.where(AuditEvent.occurred_at >= datetime.combine(form.date_from.data, time(), tz))
-        if form.date_to.data:
-            end = datetime.combine(form.date_to.data + timedelta(days=1), time(), tz)
-            query = query.where(AuditEvent.occurred_at < end)
+    # A date that does not parse is shown as an error and left out (its data is None);
+    # the other filters still apply, so the page never shows everything as if filtered.
+    form.validate()
+    tz = ZoneInfo(settings_service.get_settings().timezone)
+    if form.actor.data:
+        query = query.where(AuditEvent.actor_label.ilike(f"%{form.actor.data.strip()}%"))
+    if form.action.data:
+        query = query.where(AuditEvent.action.startswith(form.action.data.strip()))
+    if form.entity_type.data:
+        query = query.where(AuditEvent.entity_type == form.entity_type.data.strip())
+    if form.entity_id.data:
+        query = query.where(AuditEvent.entity_id == form.entity_id.data.strip())
+    if form.date_from.data:
+        query = query.where(AuditEvent.occurred_at >= datetime.combine(form.date_from.data, time(), tz))
+    if form.date_to.data:
+        end = datetime.combine(form.date_to.data + timedelta(days=1), time(), tz)
+        query = query.where(AuditEvent.occurred_at < end)
     page = db.paginate(query, per_page=AUDIT_PAGE_SIZE, error_out=False)
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("admin/audit.html", form=form, page=page, args=args)

@@ -6,8 +6,7 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    Adjustment, Allocation, Charge, ChargeStatus, Invoice, InvoiceStatus, PackagePurchase, Patient, Payment,
-    Refund,
+    Adjustment, Allocation, Charge, ChargeStatus, Invoice, InvoiceStatus, PackagePurchase, Patient, Refund,
 )
 from billing.money import Money
 from billing.services import journal

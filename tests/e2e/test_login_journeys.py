@@ -65,6 +65,11 @@ def test_each_role_lands_on_its_home_and_sees_only_its_links(page, staff, screen
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     screenshot(page, f"user-menu-{role}")
 
+    page.get_by_role("link", name="Change password").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Change your password")
+    if role is Role.FRONTDESK:
+        screenshot(page, "change-password")
+
 
 def test_a_wrong_password_shows_the_error_and_stays_on_login(page, staff, screenshot):
     sign_in(page, staff[Role.FRONTDESK].email, "not the password at all")
@@ -77,7 +82,7 @@ def test_a_wrong_password_shows_the_error_and_stays_on_login(page, staff, screen
     screenshot(page, "login-error")
 
 
-def test_sign_out_ends_the_session(page, staff):
+def test_sign_out_ends_the_session(page, staff, screenshot):
     admin = staff[Role.ADMIN]
     sign_in(page, admin.email, admin.password)
     expect(page).to_have_url(path_is("/admin/"))
@@ -88,6 +93,7 @@ def test_sign_out_ends_the_session(page, staff):
     expect(page).to_have_url(path_is("/login"))
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
     expect(main_nav(page).get_by_role("link", name="Admin", exact=True)).to_have_count(0)
+    screenshot(page, "signed-out")
 
     page.goto("/admin/")
     expect(page).to_have_url(path_is("/login"))

@@ -1,12 +1,20 @@
 """Factories for the ledger: a fee schedule, patients, charges, invoices and payments."""
 
+import re
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import CareCreditPlan, MoneyOrderIssuer, Package, Provider, Service, ServiceCategory
+from billing.models import (
+    AccountingPeriod, Adjustment, Allocation, AuditEvent, CareCreditDetails, CareCreditPlan, Charge, Counter, Invoice,
+    InvoiceLine, JournalEntry, JournalLine, MoneyOrderDetails, MoneyOrderIssuer, Package, PackagePurchase, Patient,
+    Payment, PeriodStatus, Provider, Refund, Service, ServiceCategory,
+)
 from billing.money import Money
+from billing.services import ServiceError
 from billing.services import charges as charge_service, invoices as invoice_service, patients as patient_service
 from billing.services import payments as payment_service
 
@@ -99,3 +107,73 @@ def pay_cc(catalog):
             confirm_overpayment=confirm)
 
     return pay
+
+
+# --- refusals leave everything as it was ---------------------------------------------------------
+
+ANY_FIELD = object()
+
+
+def close_month(day: date, reason: str = "Month closed by the bookkeeper") -> AccountingPeriod:
+    """Close the month `day` falls in (as the bookkeeper's close would)."""
+    period = AccountingPeriod(month=day.replace(day=1), status=PeriodStatus.CLOSED, reason=reason)
+    db.session.add(period)
+    db.session.flush()
+    return period
+
+
+def _rows(*columns, order_by) -> list[tuple]:
+    return [tuple(row) for row in db.session.execute(sa.select(*columns).order_by(*order_by))]
+
+
+def ledger_snapshot() -> dict:
+    """Everything a money operation can change: row counts, every account's balance per patient,
+    and the status columns. Querying flushes, so unflushed edits a refused call left behind show up."""
+    counts = {
+        model.__tablename__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+        for model in (Patient, Charge, PackagePurchase, Invoice, InvoiceLine, Payment, MoneyOrderDetails,
+                      CareCreditDetails, Allocation, Refund, Adjustment, JournalEntry, JournalLine, AuditEvent,
+                      AccountingPeriod)
+    }
+    return {
+        "counts": counts,
+        "journal": [tuple(r) for r in db.session.execute(
+            sa.select(JournalLine.account_id, JournalLine.patient_id, sa.func.sum(JournalLine.amount_cents))
+            .group_by(JournalLine.account_id, JournalLine.patient_id)
+            .order_by(JournalLine.account_id, JournalLine.patient_id))],
+        "allocated": [tuple(r) for r in db.session.execute(
+            sa.select(Allocation.invoice_id, sa.func.sum(Allocation.amount_cents))
+            .group_by(Allocation.invoice_id).order_by(Allocation.invoice_id))],
+        "patients": _rows(Patient.id, Patient.account_number, Patient.first_name, Patient.last_name,
+                          Patient.search_name, Patient.date_of_birth, Patient.email, Patient.phone, Patient.state,
+                          Patient.archived, order_by=[Patient.id]),
+        "charges": _rows(Charge.id, Charge.status, Charge.invoice_id, Charge.amount_cents, Charge.void_reason,
+                         order_by=[Charge.id]),
+        "invoices": _rows(Invoice.id, Invoice.status, Invoice.number, Invoice.total_cents, Invoice.void_reason,
+                          order_by=[Invoice.id]),
+        "payments": _rows(Payment.id, Payment.status, Payment.amount_cents, order_by=[Payment.id]),
+        "purchases": _rows(PackagePurchase.id, PackagePurchase.units_refunded, order_by=[PackagePurchase.id]),
+        "counters": _rows(Counter.key, Counter.value, order_by=[Counter.key]),
+    }
+
+
+@contextmanager
+def refused(field=ANY_FIELD, match: str | None = None):
+    """Expect the block to raise ServiceError (naming `field`, with a message matching `match`)
+    and to leave the ledger exactly as it was."""
+    before = ledger_snapshot()
+    with pytest.raises(ServiceError) as info:
+        yield info
+    if field is not ANY_FIELD:
+        assert info.value.field == field, info.value.message
+    if match is not None:
+        assert re.search(match, info.value.message), info.value.message
+    assert ledger_snapshot() == before, f"refused call changed the ledger: {info.value.message}"
+
+
+def unbalanced_entries() -> list[int]:
+    """Ids of journal entries whose lines do not sum to zero (there must never be any)."""
+    return list(db.session.scalars(
+        sa.select(JournalLine.entry_id).group_by(JournalLine.entry_id)
+        .having(sa.func.sum(JournalLine.amount_cents) != 0)
+    ))

@@ -10,7 +10,6 @@ from html import unescape
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import check_password_hash
 
 from billing.extensions import db
 from billing.models import AuditEvent, Role, User
@@ -19,6 +18,7 @@ from tests.conftest import PASSWORD, log_in
 
 NEW_PASSWORD = "a different long passphrase"
 VALID_NPI = "1245319599"
+NPI_MESSAGE = "An NPI has 10 digits and a valid check digit; check it on the NPPES registry."
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -346,15 +346,16 @@ def test_settings_save_normalises_and_audits_the_changes(admin):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("npi", "1245319598", "An NPI has 10 digits and a valid check digit; check it on the NPPES registry."),
-        ("npi", "12453195", "An NPI has 10 digits and a valid check digit; check it on the NPPES registry."),
-        ("tin", "12-345678", "A TIN (EIN) has 9 digits, like 12-3456789."),
-        ("postal_code", "0540", "Five digits, like 10001."),
-        ("postal_code", "05401-12", "Five digits, like 10001."),
-        ("state", "Vermont", "Two letters, like NY."),
-        ("timezone", "Mars/Olympus_Mons", "Not a valid choice."),
-        ("timezone", "Europe/Paris", "Not a valid choice."),
-        ("invoice_prefix", "inv", "Use 1–10 capital letters or digits, like INV."),
+        pytest.param("npi", "1245319598", NPI_MESSAGE, id="npi=1245319598"),
+        pytest.param("npi", "12453195", NPI_MESSAGE, id="npi=12453195"),
+        pytest.param("tin", "12-345678", "A TIN (EIN) has 9 digits, like 12-3456789.", id="tin=12-345678"),
+        pytest.param("postal_code", "0540", "Five digits, like 10001.", id="postal_code=0540"),
+        pytest.param("postal_code", "05401-12", "Five digits, like 10001.", id="postal_code=05401-12"),
+        pytest.param("state", "Vermont", "Two letters, like NY.", id="state=Vermont"),
+        pytest.param("timezone", "Mars/Olympus_Mons", "Not a valid choice.", id="timezone=Mars/Olympus_Mons"),
+        pytest.param("timezone", "Europe/Paris", "Not a valid choice.", id="timezone=Europe/Paris"),
+        pytest.param("invoice_prefix", "inv", "Use 1–10 capital letters or digits, like INV.",
+                     id="invoice_prefix=inv"),
     ],
 )
 def test_invalid_settings_show_the_message_and_change_nothing(admin, field, value, message):
@@ -466,17 +467,20 @@ def test_audit_page_lists_events_newest_first_in_clinic_time(admin, probe_events
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"actor": "alice"}, ["payment.record", "invoice.issue"]),
-        ({"actor": "ALICE@clinic"}, ["payment.record", "invoice.issue"]),
-        ({"action": "invoice."}, ["invoice.void", "invoice.issue"]),
-        ({"action": "payment.record"}, ["payment.record"]),
-        ({"entity_type": "Invoice", "entity_id": "1"}, ["invoice.void", "invoice.issue"]),
-        ({"entity_type": "Patient"}, ["patient.create"]),
-        ({"date_from": "2026-03-10"}, ["patient.create", "payment.record"]),
-        ({"date_to": "2026-03-09"}, ["invoice.void", "invoice.issue"]),
-        ({"date_from": "2026-03-10", "date_to": "2026-03-10"}, ["payment.record"]),
-        ({"actor": "alice", "date_to": "2026-03-09"}, ["invoice.issue"]),
-        ({"actor": "nobody"}, []),
+        pytest.param({"actor": "alice"}, ["payment.record", "invoice.issue"], id="actor=alice"),
+        pytest.param({"actor": "ALICE@clinic"}, ["payment.record", "invoice.issue"], id="actor=ALICE@clinic"),
+        pytest.param({"action": "invoice."}, ["invoice.void", "invoice.issue"], id="action=invoice."),
+        pytest.param({"action": "payment.record"}, ["payment.record"], id="action=payment.record"),
+        pytest.param({"entity_type": "Invoice", "entity_id": "1"}, ["invoice.void", "invoice.issue"],
+                     id="entity_type=Invoice&entity_id=1"),
+        pytest.param({"entity_type": "Patient"}, ["patient.create"], id="entity_type=Patient"),
+        pytest.param({"date_from": "2026-03-10"}, ["patient.create", "payment.record"], id="date_from=2026-03-10"),
+        pytest.param({"date_to": "2026-03-09"}, ["invoice.void", "invoice.issue"], id="date_to=2026-03-09"),
+        pytest.param({"date_from": "2026-03-10", "date_to": "2026-03-10"}, ["payment.record"],
+                     id="date_from=2026-03-10&date_to=2026-03-10"),
+        pytest.param({"actor": "alice", "date_to": "2026-03-09"}, ["invoice.issue"],
+                     id="actor=alice&date_to=2026-03-09"),
+        pytest.param({"actor": "nobody"}, [], id="actor=nobody"),
     ],
 )
 def test_audit_filters(admin, probe_events, query, expected):
@@ -484,6 +488,14 @@ def test_audit_filters(admin, probe_events, query, expected):
     response = client.get("/admin/audit", query_string=query)
     assert response.status_code == 200
     assert shown_actions(response) == expected
+
+
+def test_a_bad_date_is_flagged_and_the_other_filters_still_apply(admin, probe_events):
+    client, _ = admin
+    response = client.get("/admin/audit", query_string={"actor": "bob", "date_from": "10/03/2026"})
+    assert response.status_code == 200
+    assert field_error(response, "date_from") == "Not a valid date value."
+    assert shown_actions(response) == ["invoice.void"]
 
 
 def test_audit_date_filter_follows_the_clinic_timezone(admin, probe_events):

@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+
+from billing.patients import routes  # noqa: E402,F401

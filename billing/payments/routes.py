@@ -1,0 +1,137 @@
+import sqlalchemy as sa
+from flask import abort, flash, render_template, request, url_for
+
+from billing.access import roles_required
+from billing.extensions import db
+from billing.models import (
+    Allocation, CareCreditPlan, Invoice, MoneyOrderIssuer, Patient, Payment, PaymentMethod, Refund, Role,
+)
+from billing.forms import choices
+from billing.money import Money
+from billing.payments import bp
+from billing.payments.forms import CareCreditForm, MoneyOrderForm, RefundForm, ReturnForm
+from billing.services import audit, balances, payments as payment_service
+from billing.timeutil import clinic_today
+from billing.views import get_or_404, submit_once
+
+F, B = Role.FRONTDESK, Role.BOOKKEEPER
+METHODS = ("money_order", "carecredit", "card")
+
+
+def _payment_form(method: str, patient: Patient):
+    form = MoneyOrderForm() if method == "money_order" else CareCreditForm()
+    open_invoices = balances.open_invoices(patient.id)
+    form.apply_to.choices = choices([(0, "Oldest invoices first")] + [
+        (i.id, f"{i.number} · {balances.invoice_balance(i)} due") for i in open_invoices])
+    if method == "carecredit":
+        plans = db.session.scalars(sa.select(CareCreditPlan).where(CareCreditPlan.active.is_(True))
+                                   .order_by(CareCreditPlan.months))
+        form.plan.choices = choices((p.id, p.name) for p in plans)
+    if request.method == "GET":
+        chosen = request.args.get("invoice", type=int)
+        form.received_date.data = clinic_today()
+        form.apply_to.data = chosen if chosen in {i.id for i in open_invoices} else 0
+        due = sum((balances.invoice_balance(i) for i in open_invoices
+                   if not form.apply_to.data or i.id == form.apply_to.data), Money.zero())
+        form.amount.data = due if due.is_positive else None
+    return form, open_invoices
+
+
+@bp.route("/new/<int:patient_id>/<method>", methods=["GET", "POST"])
+@roles_required(F)
+def new(patient_id: int, method: str):
+    """Take a payment: one tab per method."""
+    if method not in METHODS:
+        abort(404)
+    patient = get_or_404(Patient, patient_id)
+    summary = balances.patient_summary(patient)
+    if method == "card":
+        return render_template("payments/new.html", patient=patient, method=method, form=None, summary=summary)
+    form, open_invoices = _payment_form(method, patient)
+    if form.validate_on_submit():
+        def record() -> str:
+            apply_to = None
+            if form.apply_to.data:
+                invoice = db.session.get(Invoice, form.apply_to.data)
+                apply_to = [(invoice.id, min(form.amount.data, balances.invoice_balance(invoice)))]
+            common = dict(received_date=form.received_date.data, today=clinic_today(), apply_to=apply_to,
+                          confirm_overpayment=form.confirm_overpayment.data)
+            if method == "money_order":
+                payment = payment_service.record_money_order(patient, form.amount.data, payment_service.MoneyOrderInput(
+                    issuer=MoneyOrderIssuer(form.issuer.data),
+                    serial=form.serial.data, purchaser=form.purchaser.data, id_seen=form.id_seen.data,
+                    signed_in_front_of_staff=form.signed_in_front_of_staff.data,
+                    security_features_checked=form.security_features_checked.data), **common)
+            else:
+                payment = payment_service.record_carecredit(patient, form.amount.data, payment_service.CareCreditInput(
+                    authorization_code=form.authorization_code.data, plan=db.session.get(CareCreditPlan, form.plan.data),
+                    account_last4=form.account_last4.data, id_checked=form.id_checked.data,
+                    receipt_signed=form.receipt_signed.data), **common)
+            flash(f"{Money(payment.amount_cents)} received. Thank you!", "success")
+            return url_for("payments.detail", payment_id=payment.id)
+
+        if (response := submit_once(form, record)) is not None:
+            return response
+    return render_template("payments/new.html", patient=patient, method=method, form=form, summary=summary,
+                           open_invoices=open_invoices)
+
+
+def _receipt_context(payment: Payment) -> dict:
+    patient = db.session.get(Patient, payment.patient_id)
+    allocations = db.session.execute(
+        sa.select(Allocation, Invoice).join(Invoice, Allocation.invoice_id == Invoice.id)
+        .where(Allocation.payment_id == payment.id).order_by(Allocation.id)).all()
+    refunds = db.session.scalars(sa.select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id)).all()
+    refunded = balances.payment_refunded(payment.id)
+    return {"payment": payment, "patient": patient, "allocations": allocations, "refunds": refunds,
+            "refundable": Money(payment.amount_cents) - refunded, "summary": balances.patient_summary(patient)}
+
+
+@bp.route("/<int:payment_id>")
+@roles_required(F, B)
+def detail(payment_id: int):
+    payment = get_or_404(Payment, payment_id)
+    audit.record("payment.view", payment)
+    db.session.commit()
+    return render_template("payments/detail.html", **_receipt_context(payment))
+
+
+@bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])
+@roles_required(F, B)
+def refund(payment_id: int):
+    payment = get_or_404(Payment, payment_id)
+    if payment.method == PaymentMethod.CARD:
+        abort(404)  # card refunds go through Stripe (coming with card payments)
+    form = RefundForm()
+    if form.validate_on_submit():
+        def act() -> str:
+            payment_service.refund_payment(payment, form.amount.data, form.reason.data, today=clinic_today(),
+                                           check_number=form.check_number.data or "",
+                                           return_reference=form.return_reference.data or "")
+            flash(f"Refunded {form.amount.data}.", "success")
+            return url_for("payments.detail", payment_id=payment.id)
+
+        if (response := submit_once(form, act)) is not None:
+            return response
+    context = _receipt_context(payment)
+    if request.method == "GET":
+        form.amount.data = min(context["refundable"], context["summary"].credit) or context["refundable"]
+    return render_template("payments/refund.html", form=form, **context)
+
+
+@bp.route("/<int:payment_id>/return", methods=["GET", "POST"])
+@roles_required(F, B)
+def return_(payment_id: int):
+    payment = get_or_404(Payment, payment_id)
+    if payment.method != PaymentMethod.MONEY_ORDER:
+        abort(404)
+    form = ReturnForm()
+    if form.validate_on_submit():
+        def act() -> str:
+            payment_service.return_money_order(payment, form.reason.data, today=clinic_today())
+            flash("The money order is recorded as returned; what it paid is due again.", "success")
+            return url_for("payments.detail", payment_id=payment.id)
+
+        if (response := submit_once(form, act)) is not None:
+            return response
+    return render_template("payments/return.html", form=form, **_receipt_context(payment))
