@@ -171,9 +171,9 @@ def audit_log():
     form.validate()
     tz = ZoneInfo(settings_service.get_settings().timezone)
     if form.actor.data:
-        query = query.where(AuditEvent.actor_label.ilike(f"%{form.actor.data.strip()}%"))
+        query = query.where(AuditEvent.actor_label.icontains(form.actor.data.strip(), autoescape=True))
     if form.action.data:
-        query = query.where(AuditEvent.action.startswith(form.action.data.strip()))
+        query = query.where(AuditEvent.action.startswith(form.action.data.strip(), autoescape=True))
     if form.entity_type.data:
         query = query.where(AuditEvent.entity_type == form.entity_type.data.strip())
     if form.entity_id.data:

@@ -71,7 +71,8 @@ def set_logo(data: bytes) -> None:
     """Store a PNG, JPEG or GIF logo. Raises ServiceError for another type or a file too large."""
     limit = current_app.config["LOGO_MAX_BYTES"]
     if len(data) > limit:
-        raise ServiceError(f"The logo must be at most {limit // 1024} KB.", "logo")
+        size = f"{limit // 1024} KB" if limit >= 1024 else f"{limit} bytes"
+        raise ServiceError(f"The logo must be at most {size}.", "logo")
     mime = next((m for sig, m in LOGO_SIGNATURES.items() if data.startswith(sig)), None)
     if mime is None:
         raise ServiceError("Upload a PNG, JPEG or GIF image.", "logo")

@@ -53,11 +53,13 @@ def create_user(email: str, name: str, password: str, roles: Iterable[Role]) -> 
 
 
 def _active_admin_count() -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count(sa.distinct(User.id)))
-        .join(UserRole)
+    """Active admins, their rows locked so two admins cannot demote each other at once."""
+    ids = db.session.scalars(
+        sa.select(User.id).join(UserRole)
         .where(User.active.is_(True), UserRole.role == Role.ADMIN)
-    )
+        .with_for_update(of=User)
+    ).all()
+    return len(set(ids))
 
 
 def _refuse_if_last_admin(user: User, message: str) -> None:

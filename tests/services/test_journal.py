@@ -11,7 +11,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
-from billing.services import charges as charge_service, payments as payment_service
+from billing.services import charges as charge_service, invoices as invoice_service, payments as payment_service
 from tests.services.conftest import TODAY, close_month, ledger_snapshot, refused, unbalanced_entries
 
 # What the append-only triggers say (the audit log's first wording is kept for older databases).
@@ -153,11 +153,12 @@ def test_every_entry_of_a_busy_day_balances_and_the_books_sum_to_zero(
         make_patient, invoice_for, pay_mo, pay_cc, catalog):
     patient = make_patient()
     invoice = invoice_for(patient, "infusion", "addl")
-    mo = pay_mo(patient, "700", confirm=True)
-    pay_cc(patient, "100", confirm=True)
-    payment_service.refund_payment(mo, usd("200"), "Overpaid", today=TODAY, check_number="5001")
     payment_service.adjust_invoice(invoice, payment_service.AdjustmentKind.COURTESY, usd("5"), "Kindness",
                                    today=TODAY)
+    mo = pay_mo(patient, "700", confirm=True)
+    pay_cc(patient, "100", confirm=True)
+    payment_service.refund_payment(mo, usd("300"), "Overpaid", today=TODAY, check_number="5001")
+    invoice_service.void_invoice(invoice, "Wrong patient", today=TODAY)
 
     assert unbalanced_entries() == []
     assert db.session.scalar(sa.select(sa.func.sum(JournalLine.amount_cents))) == 0
@@ -186,7 +187,7 @@ def busy_ledger(make_patient, invoice_for, pay_mo, pay_cc, catalog):
     mo = pay_mo(patient, "500", confirm=True)
     pay_cc(patient, "10", confirm=True)
     payment_service.refund_payment(mo, usd("20"), "Overpaid", today=TODAY, check_number="5001")
-    payment_service.void_invoice(invoice, "Wrong service", today=TODAY)
+    invoice_service.void_invoice(invoice, "Wrong service", today=TODAY)
     charge_service.sell_package(patient, catalog["package"], date_of_service=TODAY, today=TODAY)
     invoice = invoice_for(patient, "addl")
     payment_service.adjust_invoice(invoice, payment_service.AdjustmentKind.WRITE_OFF, usd("1"), "Small balance",
