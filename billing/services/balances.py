@@ -63,10 +63,11 @@ def uninvoiced_charges(patient_id: int) -> list[Charge]:
 
 
 def package_units_used(purchase_id: int) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Charge)
+    """Units drawn by visits that are not void (a visit of several units draws as many)."""
+    return int(db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Charge.units), 0))
         .where(Charge.package_purchase_id == purchase_id, Charge.status != ChargeStatus.VOID)
-    )
+    ))
 
 
 def package_units_left(purchase: PackagePurchase) -> int:

@@ -17,6 +17,7 @@ from billing.services.balances import invoice_balance, package_units_left
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 MAX_UNITS = 24
+ICD10_COLUMN_LENGTH = Charge.icd10_codes.property.columns[0].type.length  # space-separated codes
 
 
 @dataclass
@@ -44,6 +45,9 @@ def parse_icd10(text: str) -> list[str]:
             raise ServiceError(f"{code} is not an ICD-10 code (like F33.2).", "icd10_codes")
     if len(codes) > 12:
         raise ServiceError("At most 12 diagnosis codes.", "icd10_codes")
+    if len(" ".join(codes)) > ICD10_COLUMN_LENGTH:
+        raise ServiceError("These diagnosis codes are too long to store together; keep the main ones.",
+                           "icd10_codes")
     return codes
 
 
@@ -74,7 +78,7 @@ def post_charge(patient: Patient, data: ChargeInput, *, today: date) -> Charge:
         raise ServiceError("Enter both the infusion start and stop times, or neither.", "infusion_stop")
     if data.infusion_start and data.infusion_stop <= data.infusion_start:
         raise ServiceError("The infusion must stop after it starts.", "infusion_stop")
-    codes = data.icd10_codes
+    codes = parse_icd10(" ".join(data.icd10_codes))
     journal.ensure_period_open(data.date_of_service)
 
     charge = Charge(
@@ -86,7 +90,7 @@ def post_charge(patient: Patient, data: ChargeInput, *, today: date) -> Charge:
         created_by_id=audit.current_actor_id(),
     )
     if data.use_package:
-        purchase = _purchase_with_units_left(patient, service)
+        purchase = _purchase_with_units_left(patient, service, data.units)
         charge.package_purchase_id = purchase.id
         charge.unit_price_cents = charge.discount_cents = charge.amount_cents = 0
         charge.price_reason = f"Prepaid: {purchase.package.name}"
@@ -105,14 +109,14 @@ def post_charge(patient: Patient, data: ChargeInput, *, today: date) -> Charge:
     return charge
 
 
-def _purchase_with_units_left(patient: Patient, service: Service) -> PackagePurchase:
+def _purchase_with_units_left(patient: Patient, service: Service, units: int = 1) -> PackagePurchase:
     purchases = db.session.scalars(
         sa.select(PackagePurchase).join(Package)
         .where(PackagePurchase.patient_id == patient.id, Package.service_id == service.id)
         .order_by(PackagePurchase.id).with_for_update(of=PackagePurchase)
     )
     for purchase in purchases:
-        if db.session.get(Charge, purchase.charge_id).status != ChargeStatus.VOID and package_units_left(purchase) > 0:
+        if db.session.get(Charge, purchase.charge_id).status != ChargeStatus.VOID and package_units_left(purchase) >= units:
             return purchase
     raise ServiceError(f"{patient.full_name} has no prepaid {service.name} units left.", "use_package")
 
@@ -128,9 +132,12 @@ def void_charge(charge: Charge, reason: str, *, today: date) -> None:
         purchase = db.session.scalar(sa.select(PackagePurchase).where(PackagePurchase.charge_id == charge.id))
         if package_units_left(purchase) != purchase.units_bought:
             raise ServiceError("Units of this package were already used; it can no longer be voided.")
+    entries = journal.entries_for(charge)
+    if entries:
+        journal.ensure_period_open(today)
     charge.status = ChargeStatus.VOID
     charge.void_reason = reason.strip()
-    for entry in journal.entries_for(charge):
+    for entry in entries:
         journal.reverse(entry, today, f"Void charge #{charge.id}: {reason.strip()}", charge)
     audit.record("charge.void", charge, changes={"reason": reason.strip()})
 
@@ -141,6 +148,10 @@ def sell_package(patient: Patient, package: Package, *, date_of_service: date, t
     Raises ServiceError like post_charge, or for an inactive package."""
     if not package.active:
         raise ServiceError(f"{package.name} is no longer offered.", "package")
+    if not package.service.active:
+        raise ServiceError(f"{package.service.name} is no longer offered.", "service")
+    if patient.archived:
+        raise ServiceError("This patient is archived; restore them before posting charges.")
     if date_of_service > today:
         raise ServiceError("The date of service cannot be in the future.", "date_of_service")
     journal.ensure_period_open(date_of_service)
@@ -179,6 +190,7 @@ def refund_package_units(purchase: PackagePurchase, units: int, reason: str, *, 
     invoice = db.session.get(Invoice, charge.invoice_id) if charge.invoice_id else None
     if invoice is None or invoice.status != InvoiceStatus.PAID or invoice_balance(invoice):
         raise ServiceError("The package invoice is not paid in full; void or adjust it instead.")
+    journal.ensure_period_open(today)
     # Unit i is worth price.split(units_bought)[i]; refunded units are the last ones, so the
     # credits for every unit add up exactly to the price.
     parts = Money(purchase.price_cents).split(purchase.units_bought)

@@ -173,7 +173,8 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
         with db.session.begin_nested():
             db.session.flush()
     except sa.exc.IntegrityError:  # recorded by someone else a moment ago
-        _refuse_duplicate_serial(details.issuer, serial)
+        with db.session.no_autoflush:
+            _refuse_duplicate_serial(details.issuer, serial)
         raise
     settle_payment(payment, apply_to=apply_to, confirm_overpayment=confirm_overpayment)
     audit.record("payment.money_order", payment, changes={
@@ -277,10 +278,13 @@ def _unapply(pairs: list[tuple[Allocation, Money]], limit: Money | None = None) 
 def unapply_invoice(invoice: Invoice, *, today: date, description: str) -> None:
     """Turn everything paid on an invoice into patient credit and reverse its adjustments
     (for voiding it); one journal entry when anything moves."""
-    moved = _unapply(_outstanding_allocations(invoice_id=invoice.id))
+    paid = _outstanding_allocations(invoice_id=invoice.id)
     adjusted = Money(int(db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Adjustment.amount_cents), 0)).where(Adjustment.invoice_id == invoice.id)
     )))
+    if paid or adjusted:
+        journal.ensure_period_open(today)  # before anything is written
+    moved = _unapply(paid)
     if moved or adjusted:
         journal.post(today, description, invoice, [
             (journal.RECEIVABLES, moved + adjusted, invoice.patient_id),

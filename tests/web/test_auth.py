@@ -156,3 +156,45 @@ def test_change_password_with_wrong_current_password_changes_nothing(client, cre
     assert b"That is not your current password." in response.data
     db.session.refresh(user)
     assert user.password_hash == before
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+def test_login_rate_limit_works_with_redis_storage(server_url, database_url, tmp_path_factory, monkeypatch):
+    """With RATELIMIT_STORAGE_URI set, the limit is kept in Redis (shared by every worker)."""
+    import uuid
+
+    import redis
+
+    from billing.extensions import limiter
+    from tests.conftest import _drop_database, _fresh_database, _migrated_app
+
+    # The one Limiter instance keeps the storage of the app initialised last: restore ours after.
+    monkeypatch.setattr(limiter, "_storage", limiter._storage)
+    monkeypatch.setattr(limiter, "_limiter", limiter._limiter)
+
+    prefix = f"billing-test-{uuid.uuid4().hex[:8]}"
+    url = _fresh_database(server_url or database_url, tmp_path_factory)
+    app = _migrated_app(url, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15", RATELIMIT_KEY_PREFIX=prefix)
+    try:
+        client = app.test_client()
+        statuses = [client.post("/login", data={"email": f"{prefix}@clinic.test", "password": "wrong"}).status_code
+                    for _ in range(6)]
+        assert statuses == [401] * 5 + [429]
+        store = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+        keys = store.keys(f"*{prefix}*")
+        assert keys
+        store.delete(*keys)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        _drop_database(url, server_url or database_url)
