@@ -14,6 +14,7 @@ See bench/README.md for what is measured and the targets.
 import argparse
 import cProfile
 import gc
+import hashlib
 import json
 import math
 import os
@@ -283,6 +284,18 @@ def machine_load() -> dict:
     return load
 
 
+def code_version() -> dict:
+    """A fingerprint of the code measured (the app, its config and migrations), since the tree changes."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([root / "config.py", *(root / "billing").rglob("*.py"), *(root / "migrations").rglob("*.py")])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    newest = max(files, key=lambda f: f.stat().st_mtime)
+    return {"sha256": digest.hexdigest()[:16], "files": len(files), "newest_file": str(newest.relative_to(root)),
+            "newest_mtime": datetime.fromtimestamp(newest.stat().st_mtime, UTC).isoformat(timespec="seconds")}
+
+
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -298,7 +311,7 @@ def print_run(kind: str, result: dict, label: str = "") -> None:
           f"{result['statements_per_patient']:g} SQL statements per patient, "
           f"{result['cpu_ms_per_patient']:.2f} ms of this process's CPU per patient")
     load = result["load_before"]
-    if load.get("cpu_pressure_avg10", 0) > 10 or load["loadavg_1m"] > len(os.sched_getaffinity(0)) / 2:
+    if load.get("cpu_pressure_avg10", 0) > 10 or load["loadavg_1m"] > len(os.sched_getaffinity(0)):
         print(f"  warning: the machine was busy when the loop started ({load}); timings are inflated")
     print(f"  {'step':<16} {'mean ms':>8} {'median':>8} {'p95':>8} {'stmts':>6}")
     for step, s in result["steps_ms"].items():
@@ -333,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(n < 1 for n in sizes) or args.repeat < 1:
         parser.error("--n and --repeat must be at least 1")
 
-    started = datetime.now(UTC)
+    started, code = datetime.now(UTC), code_version()
+    print(f"code {code['sha256']} (newest file {code['newest_file']}, {code['newest_mtime']})")
     best_runs, all_runs, server_version = [], [], None
     for n in sizes:
         attempts = []
@@ -368,8 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         for r in all_runs:
             r["judged"] = any(r is b for b in best_runs)
+        if code_version()["sha256"] != code["sha256"]:
+            print("warning: the code changed while the benchmark ran; the results mix two versions")
         report = {
             "benchmark": "checkout", "started_at": started.isoformat(timespec="seconds"), "db": args.db,
+            "code": code,
             "database_version": server_version, "profiled": bool(args.profile), "repeat": args.repeat,
             "machine": machine(), "steps": list(STEPS),
             "targets": {"ms_per_patient_mean": TARGET_MS_PER_PATIENT, "scaling_ratio": TARGET_SCALING},

@@ -60,10 +60,13 @@ class MoneyField(StringField):
 
 
 def apply_service_error(form: FlaskForm, err: ServiceError) -> None:
-    """Show a service's refusal next to the field it names, or at the top of the page."""
+    """Show a service's refusal next to the field it names, in a group's error slot (a form lists
+    those in `error_slots`, e.g. a fieldset of checkboxes), or at the top of the page."""
     field = getattr(form, err.field, None) if err.field else None
-    if field is not None:
+    if field is not None and hasattr(field, "errors"):
         field.errors = [*field.errors, err.message]
+    elif err.field in getattr(form, "error_slots", ()):
+        form.slot_errors = {**getattr(form, "slot_errors", {}), err.field: err.message}
     else:
         flash(err.message, "error")
 

@@ -133,7 +133,8 @@ class PercentField(StringField):
         return format_bps(self.data) if isinstance(self.data, int) else ""
 
 
-CODE_HINT = "Capital letters, digits and hyphens, like KET-INF. It cannot change later: the journal and exports use it."
+CODE_HINT = ("Capital letters, digits and hyphens, like KET-INF. "
+             "It cannot change later: the journal and exports use it.")
 SERVICE_CATEGORY_CHOICES = [SelectChoice(c.value, c.label) for c in SERVICE_CATEGORIES]
 
 
@@ -163,7 +164,8 @@ class NewServiceForm(ServiceForm):
 
 class PackageForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Enter the package's name."), Length(max=120)])
-    service = SelectField("Service drawn down", coerce=int,
+    # The catalog service checks the choice, with a message that says what is wrong with it.
+    service = SelectField("Service drawn down", coerce=int, validate_choice=False,
                           validators=[InputRequired("Choose the service the package draws down.")])
     units = IntegerField("Units", validators=[InputRequired("Enter the number of units."),
                                               NumberRange(PACKAGE_UNITS[0], PACKAGE_UNITS[1],

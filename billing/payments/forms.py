@@ -6,6 +6,7 @@ from billing.models import MoneyOrderIssuer
 
 
 class PaymentForm(OneTimeForm):
+    error_slots = ("verification",)
     amount = MoneyField("Amount", allow_zero=False, validators=[InputRequired("Enter the amount.")])
     received_date = DateField("Received on", validators=[InputRequired("Enter the date.")])
     apply_to = SelectField("Apply to", coerce=int, validators=[Optional()],

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import CareCreditPlan, Charge, ChargeStatus, Package, PackagePurchase, Provider, Service, ServiceCategory
+from billing.models import (
+    CareCreditPlan, Charge, ChargeStatus, Package, PackagePurchase, Provider, Service, ServiceCategory,
+)
 from billing.money import Money
 from billing.services import ServiceError, audit
 from billing.services.balances import package_units_left
@@ -20,7 +22,8 @@ from billing.services.settings import npi_is_valid
 
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,19}$")
 CPT_OR_HCPCS = re.compile(r"^(\d{5}|[A-Z]\d{4})$")
-# The 10-digit NDC in its three labeler-product-package layouts, or the 11-digit 5-4-2 billing form.
+# The 10-digit NDC in its three labeler-product-package layouts, or the 11-digit 5-4-2 billing form
+# (with or without hyphens).
 NDC = re.compile(r"^(\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1}|\d{5}-\d{4}-\d{2}|\d{11})$")
 # A service is never in the package category: packages are their own rows and post to that revenue.
 SERVICE_CATEGORIES = tuple(c for c in ServiceCategory if c is not ServiceCategory.PACKAGE)
@@ -29,7 +32,8 @@ PLAN_MONTHS = (1, 60)
 MAX_FEE_BPS = 3000  # 30 %
 
 MSG_CODE = "Use 1–20 capital letters, digits or hyphens, like KET-INF."
-MSG_CPT = "Enter a CPT code (5 digits, like 99214) or an HCPCS code (a letter and 4 digits, like J3490), or leave it empty."
+MSG_CPT = ("Enter a CPT code (5 digits, like 99214) or an HCPCS code (a letter and 4 digits, like J3490), "
+           "or leave it empty.")
 
 
 @dataclass
@@ -89,41 +93,38 @@ def _required(value: str, max_length: int, field: str, missing: str) -> str:
     return value
 
 
-def _flush_unique(refuse_duplicate: Callable[[], None]) -> None:
-    """Flush, turning a unique-constraint race (someone saved the same code a moment ago) into
-    the same refusal the check before gives."""
+def _write(obj, values: dict, refuse_duplicate: Callable[[], None] | None = None) -> dict:
+    """Apply `values` to a new or existing row and flush it inside a savepoint; return its changes for
+    the audit log. A unique-constraint race (someone saved the same code a moment ago) becomes the same
+    refusal as the check before it, and leaves the row as it was."""
     try:
+        # The row joins the session inside the savepoint: begin_nested() flushes what is pending first.
         with db.session.begin_nested():
+            for key, value in values.items():
+                setattr(obj, key, value)
+            db.session.add(obj)
+            changes = audit.changes_of(obj)
             db.session.flush()
     except sa.exc.IntegrityError:
-        with db.session.no_autoflush:  # the refused row is still pending
+        if refuse_duplicate is not None:
             refuse_duplicate()
         raise
+    return changes
 
 
-def _create(obj, action: str, refuse_duplicate: Callable[[], None] | None = None) -> None:
-    """Add a new row, flush it and audit its values (taken before the flush clears their history)."""
-    db.session.add(obj)
-    changes = audit.changes_of(obj)
-    if refuse_duplicate is None:
-        db.session.flush()
-    else:
-        _flush_unique(refuse_duplicate)
+def _create(obj, action: str, values: dict, refuse_duplicate: Callable[[], None] | None = None) -> None:
+    """Add a new row with `values`, flush it and audit it."""
+    changes = _write(obj, values, refuse_duplicate)
     audit.record(action, obj, changes=changes)
     db.session.flush()
 
 
 def _update(obj, action: str, values: dict, refuse_duplicate: Callable[[], None] | None = None) -> None:
-    """Apply edited values, audit what changed (nothing changed: no event) and flush."""
-    for key, value in values.items():
-        setattr(obj, key, value)
-    changes = audit.changes_of(obj)
+    """Apply edited values, flush and audit what changed (nothing changed: no event)."""
+    changes = _write(obj, values, refuse_duplicate)
     if changes:
         audit.record(action, obj, changes=changes)
-    if refuse_duplicate is None:
         db.session.flush()
-    else:
-        _flush_unique(refuse_duplicate)
 
 
 def _set_active(obj, prefix: str, active: bool) -> None:
@@ -136,9 +137,9 @@ def _set_active(obj, prefix: str, active: bool) -> None:
 # --- services -------------------------------------------------------------------------------------
 
 
-def _refuse_duplicate_service_code(code: str, service: Service | None = None) -> None:
+def _refuse_duplicate_service_code(code: str) -> None:
     other = db.session.scalar(sa.select(Service).where(Service.code == code))
-    if other is not None and other is not service:
+    if other is not None:
         raise ServiceError(f"The code {code} is already used by “{other.name}”.", "code")
 
 
@@ -168,8 +169,9 @@ def create_service(data: ServiceInput) -> Service:
     code = _clean_code(data.code)
     values = _service_values(data)
     _refuse_duplicate_service_code(code)
-    service = Service(code=code, active=True, **values)
-    _create(service, "service.create", lambda: _refuse_duplicate_service_code(code, service))
+    service = Service()
+    _create(service, "service.create", {"code": code, **values, "active": True},
+            lambda: _refuse_duplicate_service_code(code))
     return service
 
 
@@ -213,9 +215,9 @@ def reactivate_service(service: Service) -> None:
 # --- packages -------------------------------------------------------------------------------------
 
 
-def _refuse_duplicate_package_code(code: str, package: Package | None = None) -> None:
+def _refuse_duplicate_package_code(code: str) -> None:
     other = db.session.scalar(sa.select(Package).where(Package.code == code))
-    if other is not None and other is not package:
+    if other is not None:
         raise ServiceError(f"The code {code} is already used by “{other.name}”.", "code")
 
 
@@ -250,8 +252,9 @@ def create_package(data: PackageInput) -> Package:
     code = _clean_code(data.code)
     values = _package_values(data)
     _refuse_duplicate_package_code(code)
-    package = Package(code=code, active=True, **values)
-    _create(package, "package.create", lambda: _refuse_duplicate_package_code(code, package))
+    package = Package()
+    _create(package, "package.create", {"code": code, **values, "active": True},
+            lambda: _refuse_duplicate_package_code(code))
     return package
 
 
@@ -296,8 +299,8 @@ def _provider_values(data: ProviderInput, provider: Provider | None = None) -> d
 def create_provider(data: ProviderInput) -> Provider:
     """Add an active rendering provider and audit it. Raises ServiceError for a missing name or
     an invalid or already used NPI (an empty NPI is allowed; superbills need one)."""
-    provider = Provider(active=True, **_provider_values(data))
-    _create(provider, "provider.create")
+    provider = Provider()
+    _create(provider, "provider.create", {**_provider_values(data), "active": True})
     return provider
 
 
@@ -339,8 +342,9 @@ def create_plan(data: PlanInput) -> CareCreditPlan:
     """Add an active CareCredit plan and audit it. Raises ServiceError for a taken or missing name,
     months outside 1–60 or a merchant fee outside 0–30 %."""
     values = _plan_values(data)
-    plan = CareCreditPlan(active=True, **values)
-    _create(plan, "carecredit_plan.create", lambda: _refuse_duplicate_plan_name(values["name"], plan))
+    plan = CareCreditPlan()
+    _create(plan, "carecredit_plan.create", {**values, "active": True},
+            lambda: _refuse_duplicate_plan_name(values["name"]))
     return plan
 
 

@@ -116,7 +116,8 @@ def _purchase_with_units_left(patient: Patient, service: Service, units: int = 1
         .order_by(PackagePurchase.id).with_for_update(of=PackagePurchase)
     )
     for purchase in purchases:
-        if db.session.get(Charge, purchase.charge_id).status != ChargeStatus.VOID and package_units_left(purchase) >= units:
+        live = db.session.get(Charge, purchase.charge_id).status != ChargeStatus.VOID
+        if live and package_units_left(purchase) >= units:
             return purchase
     raise ServiceError(f"{patient.full_name} has no prepaid {service.name} units left.", "use_package")
 

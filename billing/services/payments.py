@@ -60,8 +60,14 @@ class CareCreditInput:
 
 
 def _lock_patient(patient_id: int) -> Patient:
-    """Serialise everything that moves one patient's money (payments, refunds, credit)."""
-    return db.session.scalars(sa.select(Patient).where(Patient.id == patient_id).with_for_update()).one()
+    """Serialise everything that moves one patient's money (payments, refunds, credit).
+
+    FOR NO KEY UPDATE on PostgreSQL: rows that merely refer to the patient (payments, allocations,
+    journal lines) take a key-share lock, which FOR UPDATE would block — a deadlock between two
+    transactions that each hold one and wait for the other's."""
+    return db.session.scalars(
+        sa.select(Patient).where(Patient.id == patient_id).with_for_update(key_share=True)
+    ).one()
 
 
 def _check_new_payment(patient: Patient, amount: Money, received_date: date, today: date) -> None:
@@ -90,7 +96,12 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
                 left -= share
     else:
         plan = []
-        for invoice_id, share in sorted(apply_to, key=lambda pair: pair[0]):
+        chosen: dict[int, Money] = {}  # an invoice chosen twice gets the sum, checked against its balance once
+        for invoice_id, share in apply_to:
+            if share.is_negative:
+                raise ServiceError("An amount applied to an invoice cannot be negative.", "apply_to")
+            chosen[invoice_id] = chosen.get(invoice_id, Money.zero()) + share
+        for invoice_id, share in sorted(chosen.items()):
             invoice = lock_invoice(invoice_id)
             if invoice.patient_id != patient.id or invoice.status != InvoiceStatus.OPEN:
                 raise ServiceError("Payments can only be applied to this patient's open invoices.", "apply_to")
@@ -164,13 +175,16 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
     if not (details.id_seen and details.signed_in_front_of_staff and details.security_features_checked):
         raise ServiceError("Complete the verification checklist before accepting the money order.", "verification")
     _refuse_duplicate_serial(details.issuer, serial)
-    payment = _new_payment(patient, PaymentMethod.MONEY_ORDER, amount, received_date, PaymentStatus.PENDING)
-    payment.money_order = MoneyOrderDetails(
-        payment_id=payment.id, issuer=details.issuer, serial=serial, purchaser=details.purchaser.strip(),
-        id_seen=True, signed_in_front_of_staff=True, security_features_checked=True,
-    )
+    # Lock the patient before the payment row refers to it, and refuse an unconfirmed overpayment
+    # or a bad allocation before anything is written.
+    _plan_allocations(_lock_patient(patient.id), amount, apply_to, confirm_overpayment)
     try:
         with db.session.begin_nested():
+            payment = _new_payment(patient, PaymentMethod.MONEY_ORDER, amount, received_date, PaymentStatus.PENDING)
+            payment.money_order = MoneyOrderDetails(
+                payment_id=payment.id, issuer=details.issuer, serial=serial, purchaser=details.purchaser.strip(),
+                id_seen=True, signed_in_front_of_staff=True, security_features_checked=True,
+            )
             db.session.flush()
     except sa.exc.IntegrityError:  # recorded by someone else a moment ago
         with db.session.no_autoflush:
@@ -209,6 +223,7 @@ def record_carecredit(patient: Patient, amount: Money, details: CareCreditInput,
         raise ServiceError("Enter only the last 4 digits of the CareCredit account.", "account_last4")
     if not (details.id_checked and details.receipt_signed):
         raise ServiceError("Check the cardholder's ID and get the receipt signed first.", "verification")
+    _plan_allocations(_lock_patient(patient.id), amount, apply_to, confirm_overpayment)  # as for money orders
     payment = _new_payment(patient, PaymentMethod.CARECREDIT, amount, received_date, PaymentStatus.PENDING)
     payment.carecredit = CareCreditDetails(
         payment_id=payment.id, authorization_code=code, plan_id=details.plan.id,
@@ -236,6 +251,7 @@ def apply_credit(patient: Patient, invoice: Invoice, amount: Money | None, *, to
                            "Enter an amount greater than zero.", "amount")
     if amount > credit or amount > due:
         raise ServiceError(f"At most {min(credit, due)} can be applied (credit {credit}, due {due}).", "amount")
+    journal.ensure_period_open(today)
     _allocate(None, patient.id, [(invoice, amount)])
     journal.post(today, f"Credit applied to {invoice.number}", invoice, [
         (journal.PATIENT_CREDITS, amount, patient.id),
@@ -386,6 +402,7 @@ def adjust_invoice(invoice: Invoice, kind: AdjustmentKind, amount: Money, reason
         raise ServiceError(f"Enter an amount between $0.01 and {due}.", "amount")
     if not reason.strip():
         raise ServiceError("Say why the invoice is adjusted.", "reason")
+    journal.ensure_period_open(today)
     adjustment = Adjustment(invoice_id=invoice.id, kind=kind, amount_cents=amount.cents, adjustment_date=today,
                             reason=reason.strip(), created_by_id=audit.current_actor_id())
     db.session.add(adjustment)

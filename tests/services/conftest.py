@@ -9,13 +9,15 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    AccountingPeriod, Adjustment, Allocation, AuditEvent, CareCreditDetails, CareCreditPlan, Charge, Counter, Invoice,
-    InvoiceLine, JournalEntry, JournalLine, MoneyOrderDetails, MoneyOrderIssuer, Package, PackagePurchase, Patient,
-    Payment, PeriodStatus, Provider, Refund, Service, ServiceCategory,
+    AccountingPeriod, Adjustment, Allocation, AuditEvent, CareCreditDetails, CareCreditPlan, Charge, Counter,
+    Invoice, InvoiceLine, JournalEntry, JournalLine, MoneyOrderDetails, MoneyOrderIssuer, Package, PackagePurchase,
+    Patient, Payment, PeriodStatus, Provider, Refund, Service, ServiceCategory,
 )
 from billing.money import Money
 from billing.services import ServiceError
-from billing.services import charges as charge_service, invoices as invoice_service, patients as patient_service
+from billing.services import charges as charge_service
+from billing.services import invoices as invoice_service
+from billing.services import patients as patient_service
 from billing.services import payments as payment_service
 
 TODAY = date(2026, 3, 16)

@@ -10,8 +10,11 @@ from billing.models import (
     Charge, ChargeStatus, InvoiceStatus, Package, PackagePurchase, PaymentStatus, Service, ServiceCategory,
 )
 from billing.money import Money, MoneyError
-from billing.services import balances, charges as charge_service, invoices as invoice_service, journal
-from billing.services import patients as patient_service, payments as payment_service
+from billing.services import balances, journal
+from billing.services import charges as charge_service
+from billing.services import invoices as invoice_service
+from billing.services import patients as patient_service
+from billing.services import payments as payment_service
 from tests.services.conftest import TODAY, close_month, refused, unbalanced_entries
 
 ChargeInput = charge_service.ChargeInput

@@ -39,3 +39,28 @@ def test_return(make_patient, invoice_for, pay_mo):
     assert balances.invoice_balance(invoice) == Money.parse("450")
     assert balances.patient_summary(patient).balance == Money.parse("450")
     assert journal.balance(journal.UNDEPOSITED) == Money.zero()
+
+
+def test_duplicate_serial_caught_by_the_unique_key_gives_the_same_message(make_patient, invoice_for, pay_mo,
+                                                                           monkeypatch):
+    """Two desks entering the same money order at once: the second meets the unique key, not the check."""
+    import pytest
+
+    from billing.services import ServiceError
+
+    patient = make_patient()
+    invoice_for(patient)
+    pay_mo(patient, "100", serial="31415926")
+    real = payments._refuse_duplicate_serial
+    calls = []
+
+    def check_misses_once(issuer, serial):
+        calls.append(serial)
+        if len(calls) > 1:
+            real(issuer, serial)
+
+    monkeypatch.setattr(payments, "_refuse_duplicate_serial", check_misses_once)
+    with pytest.raises(ServiceError, match="31415926 was already recorded"):
+        pay_mo(patient, "100", serial="31415926")
+    assert len(calls) == 2
+    assert balances.invoice_balance(balances.open_invoices(patient.id)[0]) == Money.parse("350")

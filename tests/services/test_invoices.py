@@ -8,7 +8,9 @@ import sqlalchemy as sa
 from billing.extensions import db
 from billing.models import AdjustmentKind, AuditEvent, ChargeStatus, InvoiceLine, InvoiceStatus, JournalEntry
 from billing.money import Money
-from billing.services import balances, charges as charge_service, invoices as invoice_service, journal
+from billing.services import balances, journal
+from billing.services import charges as charge_service
+from billing.services import invoices as invoice_service
 from billing.services import payments as payment_service
 from tests.services.conftest import TODAY, close_month, refused, unbalanced_entries
 

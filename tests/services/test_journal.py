@@ -11,7 +11,9 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
-from billing.services import charges as charge_service, invoices as invoice_service, payments as payment_service
+from billing.services import charges as charge_service
+from billing.services import invoices as invoice_service
+from billing.services import payments as payment_service
 from tests.services.conftest import TODAY, close_month, ledger_snapshot, refused, unbalanced_entries
 
 # What the append-only triggers say (the audit log's first wording is kept for older databases).

@@ -7,7 +7,9 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import Counter
-from billing.services import ServiceError, invoices as invoice_service, numbering, settings as settings_service
+from billing.services import ServiceError, numbering
+from billing.services import invoices as invoice_service
+from billing.services import settings as settings_service
 from tests.services.conftest import TODAY
 
 

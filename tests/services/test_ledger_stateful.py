@@ -1,0 +1,389 @@
+"""Random days at the front desk: whatever staff do, in any order, the books stay consistent.
+
+A hypothesis state machine posts charges, issues and voids invoices, takes money orders and
+CareCredit (sometimes too much, sometimes on chosen invoices), applies credit, refunds, returns
+money orders, adjusts, and sells, draws and refunds packages. A refused call must leave
+everything as it was; after every step the invariants below must hold.
+"""
+
+from datetime import date
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
+)
+
+from billing.extensions import db
+from billing.models import (
+    Adjustment, AdjustmentKind, Allocation, Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus, JournalLine,
+    PackagePurchase, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
+)
+from billing.money import Money
+from billing.services import ServiceError, balances, journal
+from billing.services import charges as charge_service
+from billing.services import invoices as invoice_service
+from billing.services import patients as patient_service
+from billing.services import payments as payment_service
+from tests.services.conftest import TODAY, ledger_snapshot, money_order, unbalanced_entries
+
+SERVICES = ("consult", "infusion", "addl")
+ACCOUNTS = (journal.RECEIVABLES, journal.PATIENT_CREDITS, journal.UNDEPOSITED, journal.CARECREDIT_RECEIVABLE,
+            journal.BANK, journal.DISCOUNTS, journal.REFUNDS, *sorted(set(journal.REVENUE.values())))
+HELD = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+
+def _sum(query) -> int:
+    return int(db.session.scalar(query) or 0)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """One example: two fresh patients, inside a savepoint rolled back at teardown."""
+
+    catalog: dict = {}
+
+    def __init__(self):
+        super().__init__()
+        self.savepoint = db.session.begin_nested()
+        self.baseline = {code: journal.balance(code) for code in ACCOUNTS}
+        self.patient_ids = [
+            patient_service.create_patient({"first_name": first, "last_name": "Statewise", "date_of_birth":
+                                            date(1985, 2, 3)}, today=TODAY).id
+            for first in ("Ada", "Bo")
+        ]
+        db.session.flush()
+
+    def teardown(self):
+        self.savepoint.rollback()
+        db.session.expire_all()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def attempt(self, call):
+        """Run one service call in a savepoint; a refusal must leave the ledger exactly as it was
+        (compared with the state the savepoint's rollback restores, which is the state before)."""
+        savepoint = db.session.begin_nested()
+        try:
+            result = call()
+            db.session.flush()
+        except ServiceError as err:
+            after = ledger_snapshot()
+            savepoint.rollback()
+            assert after == ledger_snapshot(), f"refused call changed the ledger: {err.message}"
+            return None
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+        return result
+
+    @staticmethod
+    def exists(model, *where) -> bool:
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) > 0
+
+    def patient(self, data) -> Patient:
+        return db.session.get(Patient, data.draw(st.sampled_from(self.patient_ids), label="patient"))
+
+    def pick(self, data, model, *where, label: str, refusable=()):
+        """A row of `model` matching `where` — or, now and then, matching only `refusable` (so that
+        refusals are tried too) — or None when there is none."""
+        if refusable and data.draw(st.sampled_from([False, False, False, True]), label=f"{label}: any"):
+            where = refusable
+        ids = list(db.session.scalars(sa.select(model.id).where(*where).order_by(model.id)))
+        if not ids:
+            return None
+        return db.session.get(model, data.draw(st.sampled_from(ids), label=label))
+
+    def day(self, data) -> date:
+        return date(2026, 3, data.draw(st.integers(1, TODAY.day), label="day"))
+
+    def apply_to(self, data, patient: Patient):
+        """None (oldest first), or chosen invoices with shares that may be too large or repeated."""
+        if data.draw(st.booleans(), label="oldest first"):
+            return None
+        invoices = balances.open_invoices(patient.id)
+        if not invoices:
+            return []
+        chosen = data.draw(st.lists(st.sampled_from(invoices), max_size=3), label="invoices")
+        return [(i.id, Money(data.draw(st.integers(0, balances.invoice_balance(i).cents + 100), label="share")))
+                for i in chosen]
+
+    def charge(self, data, patient: Patient):
+        service = self.catalog[data.draw(st.sampled_from(SERVICES), label="service")]
+        units = data.draw(st.integers(1, 3), label="units")
+        gross = service.default_price_cents * units
+        discount = data.draw(st.sampled_from([0, 0, 0, gross // 10, gross // 3, gross, gross + 1]), label="discount")
+        return self.attempt(lambda: charge_service.post_charge(patient, charge_service.ChargeInput(
+            service=service, date_of_service=self.day(data), units=units, discount=Money(discount)), today=TODAY))
+
+    def invoice(self, patient: Patient, charge_ids=None):
+        return self.attempt(lambda: invoice_service.issue_invoice(patient, today=TODAY, charge_ids=charge_ids))
+
+    # --- charges and packages -------------------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def first_visits(self, data):
+        """Each patient starts with a visit or two, invoiced: the usual first thing at the desk."""
+        for patient_id in self.patient_ids:
+            patient = db.session.get(Patient, patient_id)
+            for _ in range(data.draw(st.integers(1, 2), label="visits")):
+                self.charge(data, patient)
+            self.invoice(patient)
+
+    @rule(data=st.data(), invoice_now=st.booleans())
+    def post_charge(self, data, invoice_now):
+        patient = self.patient(data)
+        if self.charge(data, patient) is not None and invoice_now:
+            self.invoice(patient)
+
+    @rule(data=st.data(), paid_now=st.booleans())
+    def sell_package(self, data, paid_now):
+        patient = self.patient(data)
+        purchase = self.attempt(lambda: charge_service.sell_package(patient, self.catalog["package"],
+                                                                    date_of_service=self.day(data), today=TODAY))
+        if purchase is not None and paid_now:  # invoiced and paid on the spot, by money order
+            invoice = self.invoice(patient, [purchase.charge_id])
+            self.attempt(lambda: payment_service.record_money_order(
+                patient, Money(invoice.total_cents), money_order(), received_date=TODAY, today=TODAY,
+                apply_to=[(invoice.id, Money(invoice.total_cents))]))
+
+    @precondition(lambda self: self.exists(PackagePurchase))
+    @rule(data=st.data())
+    def draw_package_unit(self, data):
+        patient = self.patient(data)
+        units = data.draw(st.integers(1, 2), label="units")
+        self.attempt(lambda: charge_service.post_charge(patient, charge_service.ChargeInput(
+            service=self.catalog["infusion"], date_of_service=self.day(data), units=units, use_package=True),
+            today=TODAY))
+
+    @precondition(lambda self: self.exists(PackagePurchase))
+    @rule(data=st.data())
+    def refund_package_units(self, data):
+        purchase = self.pick(data, PackagePurchase, label="purchase")
+        units = data.draw(st.integers(1, 4), label="units")
+        self.attempt(lambda: charge_service.refund_package_units(purchase, units, "Stopping", today=TODAY))
+
+    @precondition(lambda self: self.exists(Charge, Charge.status != ChargeStatus.VOID))
+    @rule(data=st.data())
+    def void_charge(self, data):
+        charge = self.pick(data, Charge, Charge.status == ChargeStatus.OPEN, label="charge",
+                           refusable=[Charge.status != ChargeStatus.VOID])
+        if charge is not None:
+            self.attempt(lambda: charge_service.void_charge(charge, "Entered in error", today=TODAY))
+
+    # --- invoices -----------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.exists(Charge, Charge.status == ChargeStatus.OPEN))
+    @rule(data=st.data())
+    def issue_invoice(self, data):
+        patient = self.patient(data)
+        ids = [c.id for c in balances.uninvoiced_charges(patient.id)]
+        charge_ids = None
+        if ids and data.draw(st.booleans(), label="choose charges"):
+            charge_ids = data.draw(st.lists(st.sampled_from(ids), min_size=1, unique=True), label="charges")
+        self.invoice(patient, charge_ids)
+
+    @precondition(lambda self: self.exists(Invoice))
+    @rule(data=st.data())
+    def void_invoice(self, data):
+        invoice = self.pick(data, Invoice, Invoice.status != InvoiceStatus.VOID, label="invoice",
+                            refusable=[sa.true()])
+        if invoice is not None:
+            self.attempt(lambda: invoice_service.void_invoice(invoice, "Billed in error", today=TODAY))
+
+    @precondition(lambda self: self.exists(Invoice))
+    @rule(data=st.data(), kind=st.sampled_from(list(AdjustmentKind)))
+    def adjust(self, data, kind):
+        invoice = self.pick(data, Invoice, Invoice.status == InvoiceStatus.OPEN, label="invoice",
+                            refusable=[sa.true()])
+        if invoice is not None:
+            due = balances.invoice_balance(invoice).cents
+            amount = Money(data.draw(st.integers(-1, due + 10), label="amount"))
+            self.attempt(lambda: payment_service.adjust_invoice(invoice, kind, amount, "Courtesy", today=TODAY))
+
+    # --- payments -----------------------------------------------------------------------------------
+
+    def amount(self, data, patient: Patient) -> Money:
+        due = balances.patient_summary(patient).due.cents
+        kind = data.draw(st.sampled_from(["due", "part", "any", "due", "part", "any", "bad"]), label="amount kind")
+        if kind == "due" and due:
+            return Money(due)
+        if kind == "part" and due:
+            return Money(data.draw(st.integers(1, due), label="part"))
+        if kind == "bad":
+            return Money(data.draw(st.sampled_from([0, -1]), label="bad amount"))
+        return Money(data.draw(st.integers(1, 120_000), label="amount"))
+
+    def confirm(self, data) -> bool:
+        return data.draw(st.sampled_from([True, True, True, False]), label="confirm")
+
+    @rule(data=st.data())
+    def pay_by_money_order(self, data):
+        patient = self.patient(data)
+        amount, apply_to, confirm = self.amount(data, patient), self.apply_to(data, patient), self.confirm(data)
+        self.attempt(lambda: payment_service.record_money_order(
+            patient, amount, money_order(), received_date=TODAY, today=TODAY, apply_to=apply_to,
+            confirm_overpayment=confirm))
+
+    @rule(data=st.data())
+    def pay_by_carecredit(self, data):
+        patient = self.patient(data)
+        amount, apply_to, confirm = self.amount(data, patient), self.apply_to(data, patient), self.confirm(data)
+        plan = self.catalog[data.draw(st.sampled_from(["12mo", "24mo"]), label="plan")]
+        details = payment_service.CareCreditInput(authorization_code="AUTH42", plan=plan, account_last4="4321",
+                                                  id_checked=True, receipt_signed=True)
+        self.attempt(lambda: payment_service.record_carecredit(
+            patient, amount, details, received_date=TODAY, today=TODAY, apply_to=apply_to,
+            confirm_overpayment=confirm))
+
+    @precondition(lambda self: self.moved(journal.PATIENT_CREDITS) < 0 and self.exists(Invoice))
+    @rule(data=st.data())
+    def apply_credit(self, data):
+        with_credit = [i for i in self.patient_ids if balances.patient_credit(i).is_positive]
+        patient = db.session.get(Patient, data.draw(st.sampled_from(with_credit or self.patient_ids),
+                                                    label="patient with credit"))
+        invoice = self.pick(data, Invoice, Invoice.patient_id == patient.id, Invoice.status == InvoiceStatus.OPEN,
+                            label="invoice", refusable=[sa.true()])
+        if invoice is not None:
+            credit = balances.patient_credit(patient.id).cents
+            amount = data.draw(st.one_of(st.none(), st.integers(-1, credit + 100).map(Money)), label="amount")
+            amount = None if amount is not None and data.draw(st.booleans(), label="all that fits") else amount
+            self.attempt(lambda: payment_service.apply_credit(patient, invoice, amount, today=TODAY))
+
+    @precondition(lambda self: self.exists(Payment))
+    @rule(data=st.data())
+    def refund(self, data):
+        payment = self.pick(data, Payment, Payment.status.in_(payment_service.SETTLED), label="payment",
+                            refusable=[sa.true()])
+        if payment is not None:
+            refundable = payment.amount_cents - balances.payment_refunded(payment.id).cents
+            amount = Money(data.draw(st.one_of(st.just(refundable), st.integers(0, max(refundable, 0) + 10)),
+                                     label="amount"))
+            self.attempt(lambda: payment_service.refund_payment(
+                payment, amount, "Refund requested", today=TODAY,
+                check_number="1001" if payment.method == PaymentMethod.MONEY_ORDER else "",
+                return_reference="RTN-1" if payment.method == PaymentMethod.CARECREDIT else ""))
+
+    @precondition(lambda self: self.exists(Payment, Payment.method == PaymentMethod.MONEY_ORDER))
+    @rule(data=st.data())
+    def return_money_order(self, data):
+        mo = Payment.method == PaymentMethod.MONEY_ORDER
+        payment = self.pick(data, Payment, mo, Payment.status == PaymentStatus.SUCCEEDED, label="money order",
+                            refusable=[mo])
+        if payment is not None:
+            self.attempt(lambda: payment_service.return_money_order(payment, "Counterfeit", today=TODAY))
+
+    # --- what must always hold -------------------------------------------------------------------------
+
+    def moved(self, code: str) -> int:
+        """What this example posted to an account."""
+        return (journal.balance(code) - self.baseline[code]).cents
+
+    @invariant()
+    def books_balance(self):
+        assert unbalanced_entries() == []
+        assert _sum(sa.select(sa.func.sum(JournalLine.amount_cents))) == 0
+
+    @invariant()
+    def patient_balances_match_the_journal(self):
+        receivables = credits = 0
+        for patient_id in self.patient_ids:
+            patient = db.session.get(Patient, patient_id)
+            summary = balances.patient_summary(patient)
+            receivable = balances.patient_receivable(patient_id)
+            credit = balances.patient_credit(patient_id)
+            assert credit >= Money.zero(), "a patient's credit went negative"
+            assert receivable == summary.due + summary.uninvoiced
+            assert summary.credit == credit
+            assert summary.balance == receivable - credit
+            assert summary.package_units >= 0
+            receivables += receivable.cents
+            credits += credit.cents
+        assert self.moved(journal.RECEIVABLES) == receivables
+        assert -self.moved(journal.PATIENT_CREDITS) == credits
+
+    @invariant()
+    def invoices_are_never_over_paid(self):
+        for invoice in db.session.scalars(sa.select(Invoice)):
+            lines = _sum(sa.select(sa.func.sum(InvoiceLine.amount_cents)).where(InvoiceLine.invoice_id == invoice.id))
+            assert invoice.total_cents == lines
+            paid = balances.invoice_paid(invoice.id).cents
+            adjusted = balances.invoice_adjusted(invoice.id).cents
+            assert paid >= 0
+            if invoice.status == InvoiceStatus.VOID:
+                assert paid == 0, "a void invoice still holds payments"
+                continue
+            assert paid + adjusted <= invoice.total_cents, "an invoice is paid beyond its total"
+            due = balances.invoice_balance(invoice).cents
+            assert invoice.status == (InvoiceStatus.OPEN if due else InvoiceStatus.PAID)
+        for charge in db.session.scalars(sa.select(Charge)):
+            if charge.status == ChargeStatus.INVOICED:
+                assert db.session.get(Invoice, charge.invoice_id).status != InvoiceStatus.VOID
+            else:
+                assert charge.invoice_id is None
+
+    @invariant()
+    def allocations_and_refunds_stay_within_their_payments(self):
+        original = so.aliased(Allocation)
+        for alloc, undone in db.session.execute(
+                sa.select(original, sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0))
+                .outerjoin(Allocation, Allocation.reverses_id == original.id)
+                .where(original.reverses_id.is_(None)).group_by(original.id)):
+            assert alloc.amount_cents > 0
+            assert 0 <= alloc.amount_cents + undone <= alloc.amount_cents
+        for reversal in db.session.scalars(sa.select(Allocation).where(Allocation.reverses_id.is_not(None))):
+            undone = db.session.get(Allocation, reversal.reverses_id)
+            assert reversal.amount_cents < 0
+            assert (reversal.invoice_id, reversal.payment_id) == (undone.invoice_id, undone.payment_id)
+        for payment in db.session.scalars(sa.select(Payment)):
+            refunded = balances.payment_refunded(payment.id).cents
+            applied = _sum(sa.select(sa.func.sum(Allocation.amount_cents)).where(Allocation.payment_id == payment.id))
+            assert 0 <= refunded <= payment.amount_cents
+            assert 0 <= applied <= payment.amount_cents
+            if payment.status == PaymentStatus.RETURNED:
+                assert applied == 0
+                assert [(r.kind, r.amount_cents) for r in db.session.scalars(
+                    sa.select(Refund).where(Refund.payment_id == payment.id))] == [(RefundKind.RETURN,
+                                                                                     payment.amount_cents)]
+            else:
+                assert payment.status == {0: PaymentStatus.SUCCEEDED, payment.amount_cents: PaymentStatus.REFUNDED}.get(
+                    refunded, PaymentStatus.PARTIALLY_REFUNDED)
+
+    @invariant()
+    def holding_accounts_match_the_payments(self):
+        def payments_sum(method, *where):
+            return _sum(sa.select(sa.func.sum(Payment.amount_cents)).where(Payment.method == method, *where))
+
+        def refunds_sum(method, kind):
+            return _sum(sa.select(sa.func.sum(Refund.amount_cents)).join(Payment)
+                        .where(Payment.method == method, Refund.kind == kind))
+
+        mo, cc = PaymentMethod.MONEY_ORDER, PaymentMethod.CARECREDIT
+        # Money orders in the drawer: all but the returned ones (a refund is a clinic check, from the bank).
+        assert self.moved(journal.UNDEPOSITED) == payments_sum(mo, Payment.status.in_(HELD))
+        assert self.moved(journal.BANK) == -refunds_sum(mo, RefundKind.REFUND)
+        assert self.moved(journal.CARECREDIT_RECEIVABLE) == (
+            payments_sum(cc, Payment.status.in_(HELD)) - refunds_sum(cc, RefundKind.REFUND))
+        assert self.moved(journal.DISCOUNTS) == _sum(
+            sa.select(sa.func.sum(Adjustment.amount_cents)).join(Invoice).where(Invoice.status != InvoiceStatus.VOID))
+        revenue = sum(self.moved(code) for code in set(journal.REVENUE.values()))
+        assert revenue == -_sum(sa.select(sa.func.sum(Charge.amount_cents)).where(Charge.status != ChargeStatus.VOID))
+
+    @invariant()
+    def packages_never_give_more_than_was_bought(self):
+        unit_refunds = 0
+        for purchase in db.session.scalars(sa.select(PackagePurchase)):
+            assert balances.package_units_left(purchase) >= 0
+            parts = Money(purchase.price_cents).split(purchase.units_bought)
+            kept = purchase.units_bought - purchase.units_refunded
+            unit_refunds += sum(p.cents for p in parts[kept:])
+        assert self.moved(journal.REFUNDS) == unit_refunds
+
+
+def test_the_books_stay_consistent_whatever_the_front_desk_does(app, catalog):
+    machine = type("Ledger", (LedgerMachine,), {"catalog": catalog})
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=25, stateful_step_count=20, deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
