@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from time import perf_counter_ns, process_time_ns
+from time import monotonic, perf_counter_ns, process_time_ns, sleep
 
 import flask_migrate
 import sqlalchemy as sa
@@ -200,7 +200,8 @@ def check_books(n: int) -> None:
         raise SystemExit(f"Undeposited funds should be {PAYMENT * n}, are {journal.balance(journal.UNDEPOSITED)}.")
 
 
-def benchmark(kind: str, n: int, pg_admin_url: str, profile_path: Path | None = None) -> tuple[Run, str]:
+def benchmark(kind: str, n: int, pg_admin_url: str, profile_path: Path | None = None,
+              wait_idle: float = 0) -> tuple[Run, str]:
     """One run of N checkouts on a fresh database; returns it and the database server's version."""
     with fresh_database(kind, pg_admin_url) as url:
         app = create_app(bench_config(url))
@@ -215,6 +216,8 @@ def benchmark(kind: str, n: int, pg_admin_url: str, profile_path: Path | None = 
                 db.session.commit()
                 run = Run(db=kind, n=n)
                 counter = StatementCounter(db.engine)
+                if wait_idle:
+                    wait_until_idle(wait_idle)
                 gc.collect()
                 profiler = cProfile.Profile() if profile_path else None
                 if profiler:
@@ -296,6 +299,13 @@ def code_version() -> dict:
             "newest_mtime": datetime.fromtimestamp(newest.stat().st_mtime, UTC).isoformat(timespec="seconds")}
 
 
+def wait_until_idle(limit_s: float, threshold: float = 5.0) -> None:
+    """On a shared machine: wait (at most `limit_s`) until other processes leave the CPUs alone."""
+    deadline = monotonic() + limit_s
+    while monotonic() < deadline and machine_load().get("cpu_pressure_avg10", 0) > threshold:
+        sleep(2)
+
+
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -336,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, metavar="R",
                         help="run each N R times, each on a fresh database, and judge the fastest "
                              "(the one least disturbed by other processes); all are recorded (default 1)")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                        help="before each run, wait up to SECONDS for the CPU pressure (PSI avg10) to fall below "
+                             "5 %% (for shared machines; default 0: do not wait)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results (with raw timings) here")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL),
                         help="PostgreSQL database to connect to for CREATE/DROP DATABASE (default %(default)s)")
@@ -356,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 suffix = (f".n{n}" if len(sizes) > 1 else "") + (f".r{attempt + 1}" if args.repeat > 1 else "")
                 profile_path = args.profile.with_name(args.profile.stem + suffix + args.profile.suffix)
-            run, server_version = benchmark(args.db, n, args.pg_admin_url, profile_path)
+            run, server_version = benchmark(args.db, n, args.pg_admin_url, profile_path, args.wait_idle)
             result = summarise(run)
             attempts.append(result)
             print_run(args.db, result, f"run {attempt + 1}/{args.repeat}" if args.repeat > 1 else "")
@@ -388,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "checkout", "started_at": started.isoformat(timespec="seconds"), "db": args.db,
             "code": code,
             "database_version": server_version, "profiled": bool(args.profile), "repeat": args.repeat,
+            "wait_idle_s": args.wait_idle,
             "machine": machine(), "steps": list(STEPS),
             "targets": {"ms_per_patient_mean": TARGET_MS_PER_PATIENT, "scaling_ratio": TARGET_SCALING},
             "summary": [{k: r[k] for k in ("n", "total_s", "per_patient_ms", "cpu_ms_per_patient",

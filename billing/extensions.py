@@ -43,5 +43,7 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
 
 @sa.event.listens_for(sa.engine.Engine, "begin")
 def _sqlite_begin(conn) -> None:
+    # IMMEDIATE takes the write lock up front: two requests that would both read then write
+    # wait their turn (busy_timeout) instead of one failing with "database is locked".
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -9,8 +9,7 @@ from tests.conftest import _drop_database, _fresh_database, _migrated_app
 
 
 def test_models_match_the_migrations(app):
-    with db.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    diff = compare_metadata(MigrationContext.configure(db.session.connection()), db.metadata)
     assert diff == []
 
 

@@ -381,11 +381,6 @@ def test_the_same_payment_form_sent_three_times_at_once_records_one(page, clinic
                                                                    live_server, request):
     """What a double click does when no script holds it back (or a flaky network resends): the same
     filled form reaches the server several times at once; one is recorded, all show its receipt."""
-    if live_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        request.node.add_marker(pytest.mark.xfail(strict=False, reason=(
-            "SQLite: the twins' deferred BEGIN transactions both read, then both try to write, and "
-            "SQLite answers 'database is locked' at once (a 500) instead of waiting; see "
-            "billing/extensions.py:_sqlite_begin")))
     person = clinic[Role.FRONTDESK]
     sign_in(page, person.email, person.password)
     expect(page).to_have_url(path_is("/frontdesk/"))

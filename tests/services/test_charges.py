@@ -116,7 +116,7 @@ def test_infusion_times_are_kept(make_patient, catalog):
     ({"icd10_codes": ["F33.2", "U07.1"]}, "icd10_codes"),  # U codes are not ICD-10-CM diagnoses here
     ({"icd10_codes": ["banana"]}, "icd10_codes"),
     ({"use_package": True}, "use_package"),  # none bought
-], ids=lambda v: repr(v) if not isinstance(v, dict) else ",".join(v))
+], ids=lambda v: "+".join(v) if isinstance(v, dict) else f"refuses-{v}")
 def test_post_charge_refusals_change_nothing(make_patient, catalog, kw, field):
     patient = make_patient()
     post(patient, catalog["addl"])
