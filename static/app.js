@@ -22,3 +22,26 @@ document.addEventListener("click", (event) => {
     window.print();
   }
 });
+
+// Fee-schedule search: typing in a [data-filter-select] box narrows the <select> it names.
+document.addEventListener("input", (event) => {
+  const box = event.target.closest("[data-filter-select]");
+  if (!box) {
+    return;
+  }
+  const select = document.getElementById(box.dataset.filterSelect);
+  const words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const matches = [];
+  select.querySelectorAll("option").forEach((option) => {
+    const text = `${option.textContent} ${option.dataset.code || ""}`.toLowerCase();
+    const keep = option.value === "0" || words.every((word) => text.includes(word));
+    option.hidden = !keep;
+    if (keep && option.value !== "0") {
+      matches.push(option);
+    }
+  });
+  select.querySelectorAll("optgroup").forEach((group) => {
+    group.hidden = !group.querySelector("option:not([hidden])");
+  });
+  select.value = matches.length === 1 ? matches[0].value : (matches.includes(select.selectedOptions[0]) ? select.value : "0");
+});

@@ -24,7 +24,8 @@ class PatientForm(FlaskForm):
 
 
 class ChargeForm(OneTimeForm):
-    service = SelectField("Service", coerce=int, validators=[InputRequired("Choose a service.")])
+    service = SelectField("Service", coerce=int, validators=[InputRequired("Choose a service."),
+                                                             NumberRange(min=1, message="Choose a service.")])
     date_of_service = DateField("Date of service", validators=[InputRequired("Enter the date of service.")])
     units = IntegerField("Units", default=1, validators=[InputRequired("Enter the units."),
                                                           NumberRange(1, 24, "Between 1 and 24.")])

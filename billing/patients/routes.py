@@ -1,12 +1,13 @@
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
+from wtforms.fields.choices import SelectChoice
 
 from billing.access import roles_required
 from billing.extensions import db
 from billing.forms import apply_service_error, choices
 from billing.models import (
     Charge, ChargeStatus, Invoice, Package, PackagePurchase, Patient, Payment, Provider, Refund, Role,
-    Service,
+    Service, ServiceCategory,
 )
 from billing.money import Money
 from billing.patients import bp
@@ -115,8 +116,13 @@ def _account(patient: Patient) -> dict:
 
 def _charge_form(patient: Patient) -> ChargeForm:
     form = ChargeForm()
-    services = db.session.scalars(sa.select(Service).where(Service.active.is_(True)).order_by(Service.category, Service.name))
-    form.service.choices = choices((s.id, f"{s.name} · {s.cpt_code or s.code} · {Money(s.default_price_cents)}") for s in services)
+    services = db.session.scalars(sa.select(Service).where(Service.active.is_(True)).order_by(Service.name))
+    order = list(ServiceCategory)
+    form.service.choices = [SelectChoice(0, "Choose a service…")] + [
+        SelectChoice(s.id, f"{s.name} · {s.cpt_code or s.code} · {Money(s.default_price_cents)}",
+                     optgroup=s.category.label, render_kw={"data-code": s.code})
+        for s in sorted(services, key=lambda s: order.index(s.category))
+    ]
     providers = db.session.scalars(sa.select(Provider).where(Provider.active.is_(True)).order_by(Provider.name))
     form.provider.choices = choices([(0, "—")] + [(p.id, p.display_name) for p in providers])
     if request.method == "GET":

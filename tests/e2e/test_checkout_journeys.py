@@ -135,7 +135,13 @@ def test_a_new_patient_pays_an_infusion_half_by_money_order_half_by_carecredit(d
     expect(page.locator(".steps [aria-current=step]")).to_have_text("1. Charges")
     screenshot(page, "checkout-04-checkout-empty")
 
-    page.get_by_label("Service", exact=True).select_option(label="Ketamine infusion, first hour · 96365 · $450.00")
+    # Adding without choosing a service says so next to the field.
+    page.get_by_role("button", name="Add charge").click()
+    expect(page.locator("#service-help")).to_have_text("Choose a service.")
+    # The fee-schedule search narrows the list; one match is chosen for you.
+    page.get_by_label("Find a service by name or code").fill("ket-inf")
+    expect(page.get_by_label("Service", exact=True).locator("option:checked")).to_have_text(
+        "Ketamine infusion, first hour · 96365 · $450.00")
     page.get_by_label("Rendering provider").select_option(label="Dana Whitfield, MD")
     page.get_by_label("Diagnosis codes (ICD-10)").fill("F33.2")
     screenshot(page, "checkout-05-charge-filled")

@@ -18,8 +18,8 @@ from hypothesis.stateful import (
 
 from billing.extensions import db
 from billing.models import (
-    Adjustment, AdjustmentKind, Allocation, Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus, JournalLine,
-    PackagePurchase, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
+    Account, Adjustment, AdjustmentKind, Allocation, Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus,
+    JournalLine, PackagePurchase, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
 from billing.services import ServiceError, balances, journal
@@ -282,16 +282,30 @@ class LedgerMachine(RuleBasedStateMachine):
         return (journal.balance(code) - self.baseline[code]).cents
 
     @invariant()
-    def books_balance(self):
+    def books_agree(self):
+        moved = self.accounts_moved()
+        self.check_journal(moved)
+        self.check_patients(moved)
+        self.check_invoices()
+        self.check_payments()
+        self.check_holding_accounts(moved)
+        self.check_packages(moved)
+
+    def accounts_moved(self) -> dict[str, int]:
+        totals = dict(db.session.execute(
+            sa.select(Account.code, sa.func.sum(JournalLine.amount_cents)).join(JournalLine.account)
+            .group_by(Account.code)).all())
+        return {code: int(totals.get(code, 0)) - self.baseline[code].cents for code in ACCOUNTS}
+
+    def check_journal(self, moved):
         assert unbalanced_entries() == []
         assert _sum(sa.select(sa.func.sum(JournalLine.amount_cents))) == 0
 
-    @invariant()
-    def patient_balances_match_the_journal(self):
+    def check_patients(self, moved):
+        """Per patient: journal receivables − credits is what the invoices and charges say is owed."""
         receivables = credits = 0
         for patient_id in self.patient_ids:
-            patient = db.session.get(Patient, patient_id)
-            summary = balances.patient_summary(patient)
+            summary = balances.patient_summary(db.session.get(Patient, patient_id))
             receivable = balances.patient_receivable(patient_id)
             credit = balances.patient_credit(patient_id)
             assert credit >= Money.zero(), "a patient's credit went negative"
@@ -301,60 +315,68 @@ class LedgerMachine(RuleBasedStateMachine):
             assert summary.package_units >= 0
             receivables += receivable.cents
             credits += credit.cents
-        assert self.moved(journal.RECEIVABLES) == receivables
-        assert -self.moved(journal.PATIENT_CREDITS) == credits
+        assert moved[journal.RECEIVABLES] == receivables
+        assert -moved[journal.PATIENT_CREDITS] == credits
 
-    @invariant()
-    def invoices_are_never_over_paid(self):
-        for invoice in db.session.scalars(sa.select(Invoice)):
-            lines = _sum(sa.select(sa.func.sum(InvoiceLine.amount_cents)).where(InvoiceLine.invoice_id == invoice.id))
-            assert invoice.total_cents == lines
-            paid = balances.invoice_paid(invoice.id).cents
-            adjusted = balances.invoice_adjusted(invoice.id).cents
-            assert paid >= 0
-            if invoice.status == InvoiceStatus.VOID:
-                assert paid == 0, "a void invoice still holds payments"
+    def check_invoices(self):
+        """No invoice is paid beyond its total, a void one holds nothing, and the status says what is due."""
+        lines = _by_key(InvoiceLine.invoice_id, InvoiceLine.amount_cents)
+        paid = _by_key(Allocation.invoice_id, Allocation.amount_cents)
+        adjusted = _by_key(Adjustment.invoice_id, Adjustment.amount_cents)
+        for invoice_id, status, total in db.session.execute(
+                sa.select(Invoice.id, Invoice.status, Invoice.total_cents)):
+            assert total == lines.get(invoice_id, 0)
+            on_it = paid.get(invoice_id, 0)
+            assert on_it >= 0
+            if status == InvoiceStatus.VOID:
+                assert on_it == 0, "a void invoice still holds payments"
                 continue
-            assert paid + adjusted <= invoice.total_cents, "an invoice is paid beyond its total"
-            due = balances.invoice_balance(invoice).cents
-            assert invoice.status == (InvoiceStatus.OPEN if due else InvoiceStatus.PAID)
-        for charge in db.session.scalars(sa.select(Charge)):
-            if charge.status == ChargeStatus.INVOICED:
-                assert db.session.get(Invoice, charge.invoice_id).status != InvoiceStatus.VOID
+            due = total - on_it - adjusted.get(invoice_id, 0)
+            assert due >= 0, "an invoice is paid beyond its total"
+            assert status == (InvoiceStatus.OPEN if due else InvoiceStatus.PAID)
+        for status, invoice_status in db.session.execute(
+                sa.select(Charge.status, Invoice.status).outerjoin(Invoice, Charge.invoice_id == Invoice.id)):
+            if status == ChargeStatus.INVOICED:
+                assert invoice_status not in (None, InvoiceStatus.VOID)
             else:
-                assert charge.invoice_id is None
+                assert invoice_status is None
 
-    @invariant()
-    def allocations_and_refunds_stay_within_their_payments(self):
+    def check_payments(self):
+        """Allocations are undone at most once over; refunds and allocations stay within their payment."""
         original = so.aliased(Allocation)
-        for alloc, undone in db.session.execute(
-                sa.select(original, sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0))
+        for amount, undone in db.session.execute(
+                sa.select(original.amount_cents, sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0))
                 .outerjoin(Allocation, Allocation.reverses_id == original.id)
-                .where(original.reverses_id.is_(None)).group_by(original.id)):
-            assert alloc.amount_cents > 0
-            assert 0 <= alloc.amount_cents + undone <= alloc.amount_cents
-        for reversal in db.session.scalars(sa.select(Allocation).where(Allocation.reverses_id.is_not(None))):
-            undone = db.session.get(Allocation, reversal.reverses_id)
-            assert reversal.amount_cents < 0
-            assert (reversal.invoice_id, reversal.payment_id) == (undone.invoice_id, undone.payment_id)
-        for payment in db.session.scalars(sa.select(Payment)):
-            refunded = balances.payment_refunded(payment.id).cents
-            applied = _sum(sa.select(sa.func.sum(Allocation.amount_cents)).where(Allocation.payment_id == payment.id))
-            assert 0 <= refunded <= payment.amount_cents
-            assert 0 <= applied <= payment.amount_cents
-            if payment.status == PaymentStatus.RETURNED:
-                assert applied == 0
-                assert [(r.kind, r.amount_cents) for r in db.session.scalars(
-                    sa.select(Refund).where(Refund.payment_id == payment.id))] == [(RefundKind.RETURN,
-                                                                                     payment.amount_cents)]
+                .where(original.reverses_id.is_(None)).group_by(original.id, original.amount_cents)):
+            assert amount > 0
+            assert 0 <= amount + undone <= amount
+        undone = so.aliased(Allocation)
+        mismatched = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Allocation).join(undone, Allocation.reverses_id == undone.id)
+            .where(sa.or_(Allocation.amount_cents >= 0, Allocation.invoice_id != undone.invoice_id,
+                          sa.func.coalesce(Allocation.payment_id, 0) != sa.func.coalesce(undone.payment_id, 0))))
+        assert mismatched == 0
+        refunded = _by_key(Refund.payment_id, Refund.amount_cents)
+        returned = _by_key(Refund.payment_id, Refund.amount_cents, Refund.kind == RefundKind.RETURN)
+        applied = _by_key(Allocation.payment_id, Allocation.amount_cents)
+        for payment_id, status, amount in db.session.execute(
+                sa.select(Payment.id, Payment.status, Payment.amount_cents)):
+            back, on_invoices = refunded.get(payment_id, 0), applied.get(payment_id, 0)
+            assert 0 <= back <= amount
+            assert 0 <= on_invoices <= amount
+            if status == PaymentStatus.RETURNED:
+                assert on_invoices == 0
+                assert back == returned.get(payment_id) == amount
             else:
-                assert payment.status == {0: PaymentStatus.SUCCEEDED, payment.amount_cents: PaymentStatus.REFUNDED}.get(
-                    refunded, PaymentStatus.PARTIALLY_REFUNDED)
+                assert payment_id not in returned
+                assert status == {0: PaymentStatus.SUCCEEDED, amount: PaymentStatus.REFUNDED}.get(
+                    back, PaymentStatus.PARTIALLY_REFUNDED)
 
-    @invariant()
-    def holding_accounts_match_the_payments(self):
-        def payments_sum(method, *where):
-            return _sum(sa.select(sa.func.sum(Payment.amount_cents)).where(Payment.method == method, *where))
+    def check_holding_accounts(self, moved):
+        """Each holding account holds exactly what the payments, refunds and adjustments say."""
+        def payments_sum(method):
+            return _sum(sa.select(sa.func.sum(Payment.amount_cents))
+                        .where(Payment.method == method, Payment.status.in_(HELD)))
 
         def refunds_sum(method, kind):
             return _sum(sa.select(sa.func.sum(Refund.amount_cents)).join(Payment)
@@ -362,24 +384,29 @@ class LedgerMachine(RuleBasedStateMachine):
 
         mo, cc = PaymentMethod.MONEY_ORDER, PaymentMethod.CARECREDIT
         # Money orders in the drawer: all but the returned ones (a refund is a clinic check, from the bank).
-        assert self.moved(journal.UNDEPOSITED) == payments_sum(mo, Payment.status.in_(HELD))
-        assert self.moved(journal.BANK) == -refunds_sum(mo, RefundKind.REFUND)
-        assert self.moved(journal.CARECREDIT_RECEIVABLE) == (
-            payments_sum(cc, Payment.status.in_(HELD)) - refunds_sum(cc, RefundKind.REFUND))
-        assert self.moved(journal.DISCOUNTS) == _sum(
+        assert moved[journal.UNDEPOSITED] == payments_sum(mo)
+        assert moved[journal.BANK] == -refunds_sum(mo, RefundKind.REFUND)
+        assert moved[journal.CARECREDIT_RECEIVABLE] == payments_sum(cc) - refunds_sum(cc, RefundKind.REFUND)
+        assert moved[journal.DISCOUNTS] == _sum(
             sa.select(sa.func.sum(Adjustment.amount_cents)).join(Invoice).where(Invoice.status != InvoiceStatus.VOID))
-        revenue = sum(self.moved(code) for code in set(journal.REVENUE.values()))
+        revenue = sum(moved[code] for code in set(journal.REVENUE.values()))
         assert revenue == -_sum(sa.select(sa.func.sum(Charge.amount_cents)).where(Charge.status != ChargeStatus.VOID))
 
-    @invariant()
-    def packages_never_give_more_than_was_bought(self):
+    def check_packages(self, moved):
+        """Units are never drawn or refunded beyond what was bought; unit refunds add up to their share of the price."""
         unit_refunds = 0
         for purchase in db.session.scalars(sa.select(PackagePurchase)):
             assert balances.package_units_left(purchase) >= 0
             parts = Money(purchase.price_cents).split(purchase.units_bought)
             kept = purchase.units_bought - purchase.units_refunded
             unit_refunds += sum(p.cents for p in parts[kept:])
-        assert self.moved(journal.REFUNDS) == unit_refunds
+        assert moved[journal.REFUNDS] == unit_refunds
+
+
+def _by_key(key, amount, *where) -> dict[int, int]:
+    """{key: sum(amount)} over the rows matching `where`."""
+    return {k: int(v) for k, v in db.session.execute(
+        sa.select(key, sa.func.sum(amount)).where(key.is_not(None), *where).group_by(key))}
 
 
 def test_the_books_stay_consistent_whatever_the_front_desk_does(app, catalog):
