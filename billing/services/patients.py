@@ -89,14 +89,17 @@ def search(text: str, *, include_archived: bool = False, limit: int = SEARCH_LIM
         query = query.where(Patient.account_number == f"P{int(digits):06d}")
     else:
         words = text.lower().split()
-        prefix = _like_escape(" ".join(words))
-        condition = Patient.search_name.like(f"{prefix}%", escape="\\")
+        condition = _starts_with(Patient.search_name, " ".join(words))
         if len(words) == 2:  # "first last" typed the other way round
-            swapped = _like_escape(f"{words[1]} {words[0]}")
-            condition = condition | Patient.search_name.like(f"{swapped}%", escape="\\")
+            condition = condition | _starts_with(Patient.search_name, f"{words[1]} {words[0]}")
         query = query.where(condition)
     return list(db.session.scalars(query.order_by(Patient.search_name, Patient.id).limit(limit)))
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
+    """A prefix match that the column's index serves: LIKE on PostgreSQL (text_pattern_ops),
+    a range on SQLite (whose LIKE optimisation does not apply to an escaped pattern)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return sa.and_(column >= prefix, column < prefix + "\U0010ffff")
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(f"{escaped}%", escape="\\")
