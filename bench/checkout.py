@@ -105,7 +105,8 @@ def seed_catalog() -> dict[str, Service | Provider]:
 
 
 class StatementCounter:
-    """Counts the SQL statements an engine sends (the pool's pre-ping is not one of them)."""
+    """Counts the SQL statements an engine sends: BEGIN on SQLite (the app issues it) and SAVEPOINTs
+    included, COMMIT and the pool's pre-ping not."""
 
     def __init__(self, engine: sa.Engine):
         self.count = 0
@@ -120,7 +121,7 @@ class StatementCounter:
 
 @dataclass
 class Run:
-    db: str
+    kind: str  # sqlite or postgresql
     n: int
     total_ns: int = 0
     cpu_ns: int = 0  # CPU time of this process over the loop (the PostgreSQL server's is not in it)
@@ -191,7 +192,8 @@ def run_checkouts(run: Run, steps_for: Callable[[int], list[Callable[[], object]
 
 def check_books(n: int) -> None:
     """After the loop (untimed): every invoice paid, receivables back to zero, the cash held."""
-    paid = db.session.scalar(sa.select(sa.func.count()).select_from(Invoice).where(Invoice.status == InvoiceStatus.PAID))
+    paid = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Invoice).where(Invoice.status == InvoiceStatus.PAID))
     if paid != n:
         raise SystemExit(f"Expected {n} paid invoices, found {paid}.")
     if journal.balance(journal.RECEIVABLES) != Money.zero():
@@ -214,7 +216,7 @@ def benchmark(kind: str, n: int, pg_admin_url: str, profile_path: Path | None = 
                 version = db.session.scalar(sa.text(
                     "SELECT sqlite_version()" if kind == "sqlite" else "SHOW server_version"))
                 db.session.commit()
-                run = Run(db=kind, n=n)
+                run = Run(kind=kind, n=n)
                 counter = StatementCounter(db.engine)
                 if wait_idle:
                     wait_until_idle(wait_idle)
@@ -321,7 +323,9 @@ def print_run(kind: str, result: dict, label: str = "") -> None:
           f"{result['statements_per_patient']:g} SQL statements per patient, "
           f"{result['cpu_ms_per_patient']:.2f} ms of this process's CPU per patient")
     load = result["load_before"]
-    if load.get("cpu_pressure_avg10", 0) > 10 or load["loadavg_1m"] > len(os.sched_getaffinity(0)):
+    busy = (load["cpu_pressure_avg10"] > 10 if "cpu_pressure_avg10" in load
+            else load["loadavg_1m"] > len(os.sched_getaffinity(0)))
+    if busy:
         print(f"  warning: the machine was busy when the loop started ({load}); timings are inflated")
     print(f"  {'step':<16} {'mean ms':>8} {'median':>8} {'p95':>8} {'stmts':>6}")
     for step, s in result["steps_ms"].items():
@@ -335,7 +339,7 @@ def print_run(kind: str, result: dict, label: str = "") -> None:
 def to_json(report: dict) -> str:
     """Indented JSON with each list of raw timings kept on one line."""
     text = json.dumps(report, indent=1)
-    return re.sub(r"\[([\d,\s]+)\]", lambda m: "[" + ", ".join(m[1].split()).replace(",,", ",") + "]", text) + "\n"
+    return re.sub(r"\[([\d,\s]+)\]", lambda m: "[" + ", ".join(x.strip() for x in m[1].split(",")) + "]", text) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,11 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nper-patient cost, N={large['n']} over N={small['n']}: mean x{comparison['mean_ratio']:.3f}, "
               f"median x{comparison['median_ratio']:.3f}   target <= x{TARGET_SCALING:.2f} (mean): {verdict}")
 
+    if code_version()["sha256"] != code["sha256"]:
+        print("\nwarning: the code changed while the benchmark ran; the runs may have measured different versions")
+    for r in all_runs:
+        r["judged"] = any(r is b for b in best_runs)
     if args.json:
-        for r in all_runs:
-            r["judged"] = any(r is b for b in best_runs)
-        if code_version()["sha256"] != code["sha256"]:
-            print("warning: the code changed while the benchmark ran; the results mix two versions")
         report = {
             "benchmark": "checkout", "started_at": started.isoformat(timespec="seconds"), "db": args.db,
             "code": code,

@@ -106,9 +106,13 @@ class LedgerMachine(RuleBasedStateMachine):
         invoices = balances.open_invoices(patient.id)
         if not invoices:
             return []
-        chosen = data.draw(st.lists(st.sampled_from(invoices), max_size=3), label="invoices")
-        return [(i.id, Money(data.draw(st.integers(0, balances.invoice_balance(i).cents + 100), label="share")))
-                for i in chosen]
+        chosen = data.draw(st.lists(st.sampled_from(invoices), max_size=3), label="invoices")  # repeats too
+        return [(i.id, Money(data.draw(self.near(balances.invoice_balance(i).cents), label="share"))) for i in chosen]
+
+    @staticmethod
+    def near(limit: int):
+        """Amounts around a limit: all of it, a cent over, about half, nothing, or anything up to a bit over."""
+        return st.one_of(st.sampled_from([limit, limit + 1, limit // 2 + 1, 0]), st.integers(0, limit + 100))
 
     def charge(self, data, patient: Patient):
         service = self.catalog[data.draw(st.sampled_from(SERVICES), label="service")]
@@ -199,15 +203,16 @@ class LedgerMachine(RuleBasedStateMachine):
         invoice = self.pick(data, Invoice, Invoice.status == InvoiceStatus.OPEN, label="invoice",
                             refusable=[sa.true()])
         if invoice is not None:
-            due = balances.invoice_balance(invoice).cents
-            amount = Money(data.draw(st.integers(-1, due + 10), label="amount"))
+            amount = Money(data.draw(self.near(balances.invoice_balance(invoice).cents), label="amount"))
             self.attempt(lambda: payment_service.adjust_invoice(invoice, kind, amount, "Courtesy", today=TODAY))
 
     # --- payments -----------------------------------------------------------------------------------
 
-    def amount(self, data, patient: Patient) -> Money:
+    def amount(self, data, patient: Patient, apply_to) -> Money:
         due = balances.patient_summary(patient).due.cents
         kind = data.draw(st.sampled_from(["due", "part", "any", "due", "part", "any", "bad"]), label="amount kind")
+        if kind == "due" and apply_to:  # exactly what was chosen
+            return Money(max(sum(share.cents for _, share in apply_to), 1))
         if kind == "due" and due:
             return Money(due)
         if kind == "part" and due:
@@ -222,7 +227,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def pay_by_money_order(self, data):
         patient = self.patient(data)
-        amount, apply_to, confirm = self.amount(data, patient), self.apply_to(data, patient), self.confirm(data)
+        apply_to = self.apply_to(data, patient)
+        amount, confirm = self.amount(data, patient, apply_to), self.confirm(data)
         self.attempt(lambda: payment_service.record_money_order(
             patient, amount, money_order(), received_date=TODAY, today=TODAY, apply_to=apply_to,
             confirm_overpayment=confirm))
@@ -230,7 +236,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def pay_by_carecredit(self, data):
         patient = self.patient(data)
-        amount, apply_to, confirm = self.amount(data, patient), self.apply_to(data, patient), self.confirm(data)
+        apply_to = self.apply_to(data, patient)
+        amount, confirm = self.amount(data, patient, apply_to), self.confirm(data)
         plan = self.catalog[data.draw(st.sampled_from(["12mo", "24mo"]), label="plan")]
         details = payment_service.CareCreditInput(authorization_code="AUTH42", plan=plan, account_last4="4321",
                                                   id_checked=True, receipt_signed=True)
@@ -257,11 +264,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def refund(self, data):
         payment = self.pick(data, Payment, Payment.status.in_(payment_service.SETTLED), label="payment",
                             refusable=[sa.true()])
-        if payment is not None:
-            refundable = payment.amount_cents - balances.payment_refunded(payment.id).cents
-            amount = Money(data.draw(st.one_of(st.just(refundable), st.integers(0, max(refundable, 0) + 10)),
-                                     label="amount"))
-            self.attempt(lambda: payment_service.refund_payment(
+        for _ in range(data.draw(st.integers(1, 2), label="refunds") if payment is not None else 0):
+            refundable = payment.amount_cents - balances.payment_refunded(payment.id).cents  # part, then more
+            amount = Money(data.draw(self.near(max(refundable, 0)), label="amount"))
+            self.attempt(lambda amount=amount: payment_service.refund_payment(
                 payment, amount, "Refund requested", today=TODAY,
                 check_number="1001" if payment.method == PaymentMethod.MONEY_ORDER else "",
                 return_reference="RTN-1" if payment.method == PaymentMethod.CARECREDIT else ""))
