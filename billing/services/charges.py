@@ -79,7 +79,7 @@ def post_charge(patient: Patient, data: ChargeInput, *, today: date) -> Charge:
     if data.infusion_start and data.infusion_stop <= data.infusion_start:
         raise ServiceError("The infusion must stop after it starts.", "infusion_stop")
     codes = parse_icd10(" ".join(data.icd10_codes))
-    journal.ensure_period_open(data.date_of_service)
+    journal.ensure_period_open(data.date_of_service, "date_of_service")
 
     charge = Charge(
         patient_id=patient.id, service_id=service.id, provider_id=data.provider.id if data.provider else None,
@@ -155,7 +155,7 @@ def sell_package(patient: Patient, package: Package, *, date_of_service: date, t
         raise ServiceError("This patient is archived; restore them before posting charges.")
     if date_of_service > today:
         raise ServiceError("The date of service cannot be in the future.", "date_of_service")
-    journal.ensure_period_open(date_of_service)
+    journal.ensure_period_open(date_of_service, "date_of_service")
     price = Money(package.price_cents)
     charge = Charge(
         patient_id=patient.id, service_id=package.service_id, package_id=package.id,

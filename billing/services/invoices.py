@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import date
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from billing.extensions import db
 from billing.models import Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus, Patient
@@ -59,11 +60,14 @@ def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | 
     return invoice
 
 
-def lock_invoice(invoice_id: int) -> Invoice:
-    """The invoice row, locked until commit (so two payments cannot both see its old balance)."""
-    invoice = db.session.scalars(
-        sa.select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
-    ).one()
+def lock_invoice(invoice_id: int, *, missing_ok: bool = False) -> Invoice | None:
+    """The invoice row, freshly read and locked until commit (so two payments cannot both see its
+    old balance). Its lines are not reloaded: they never change."""
+    query = (sa.select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+             .options(so.lazyload(Invoice.lines)).execution_options(populate_existing=True))
+    invoice = db.session.scalars(query).one_or_none()
+    if invoice is None and not missing_ok:
+        raise LookupError(f"No invoice {invoice_id}")
     return invoice
 
 

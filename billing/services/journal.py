@@ -48,14 +48,31 @@ def month_of(day: date) -> date:
     return day.replace(day=1)
 
 
-def ensure_period_open(day: date) -> None:
-    """Raise ServiceError when `day` falls in a closed month."""
-    status = db.session.scalar(sa.select(AccountingPeriod.status).where(AccountingPeriod.month == month_of(day)))
+def ensure_period_open(day: date, field: str | None = None) -> None:
+    """Raise ServiceError (naming `field`, the date's form field) when `day` falls in a closed month.
+    A month found open is remembered until the transaction ends."""
+    month = month_of(day)
+    session = db.session()
+    transaction, open_months = session.info.get("open_months", (None, set()))
+    if transaction is not session.get_transaction():
+        transaction, open_months = session.get_transaction(), set()
+        session.info["open_months"] = (transaction, open_months)
+    if month in open_months:
+        return
+    status = db.session.scalar(sa.select(AccountingPeriod.status).where(AccountingPeriod.month == month))
     if status == PeriodStatus.CLOSED:
         raise ServiceError(
             f"The books for {day:%B %Y} are closed; nothing can be dated in that month. "
-            "Use a date in an open month, or ask the bookkeeper to reopen it."
+            "Use a date in an open month, or ask the bookkeeper to reopen it.", field
         )
+    open_months.add(month)
+
+
+@sa.event.listens_for(AccountingPeriod, "after_insert")
+@sa.event.listens_for(AccountingPeriod, "after_update")
+def _forget_open_months(mapper, connection, period: AccountingPeriod) -> None:
+    """A month opened or closed in this transaction: check again on the next posting."""
+    sa.orm.object_session(period).info.pop("open_months", None)
 
 
 def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],

@@ -38,6 +38,8 @@ SETTLED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
 
 # Chosen allocations: [(invoice id, amount)]; None applies to open invoices oldest first.
 ApplyTo = Sequence[tuple[int, Money]] | None
+# A planned allocation: the locked invoice, the share it gets, and what was due on it before.
+Share = tuple[Invoice, Money, Money]
 
 
 @dataclass
@@ -75,11 +77,11 @@ def _check_new_payment(patient: Patient, amount: Money, received_date: date, tod
         raise ServiceError("Enter an amount greater than zero.", "amount")
     if received_date > today:
         raise ServiceError("The received date cannot be in the future.", "received_date")
-    journal.ensure_period_open(received_date)
+    journal.ensure_period_open(received_date, "received_date")
 
 
 def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
-                      confirm_overpayment: bool) -> list[tuple[Invoice, Money]]:
+                      confirm_overpayment: bool) -> list[Share]:
     """Which invoices get how much of `amount`; the invoices are locked. Raises ServiceError for a
     chosen amount above an invoice's balance, more chosen than paid, or an unconfirmed overpayment."""
     if apply_to is None:
@@ -90,9 +92,10 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
         invoices = {i: lock_invoice(i) for i in sorted(ids)}
         plan, left = [], amount
         for invoice_id in ids:
-            share = min(left, invoice_balance(invoices[invoice_id]))
+            due = invoice_balance(invoices[invoice_id])
+            share = min(left, due)
             if share.is_positive:
-                plan.append((invoices[invoice_id], share))
+                plan.append((invoices[invoice_id], share, due))
                 left -= share
     else:
         plan = []
@@ -102,16 +105,17 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
                 raise ServiceError("An amount applied to an invoice cannot be negative.", "apply_to")
             chosen[invoice_id] = chosen.get(invoice_id, Money.zero()) + share
         for invoice_id, share in sorted(chosen.items()):
-            invoice = lock_invoice(invoice_id)
-            if invoice.patient_id != patient.id or invoice.status != InvoiceStatus.OPEN:
+            invoice = lock_invoice(invoice_id, missing_ok=True)
+            if invoice is None or invoice.patient_id != patient.id or invoice.status != InvoiceStatus.OPEN:
                 raise ServiceError("Payments can only be applied to this patient's open invoices.", "apply_to")
-            if share.is_negative or share > invoice_balance(invoice):
-                raise ServiceError(f"{invoice.number} has only {invoice_balance(invoice)} due.", "apply_to")
+            due = invoice_balance(invoice)
+            if share > due:
+                raise ServiceError(f"{invoice.number} has only {due} due.", "apply_to")
             if share.is_positive:
-                plan.append((invoice, share))
-        if sum((s for _, s in plan), Money.zero()) > amount:
+                plan.append((invoice, share, due))
+        if sum((s for _, s, _ in plan), Money.zero()) > amount:
             raise ServiceError("The amounts applied add up to more than the payment.", "apply_to")
-    leftover = amount - sum((s for _, s in plan), Money.zero())
+    leftover = amount - sum((s for _, s, _ in plan), Money.zero())
     if leftover.is_positive and not confirm_overpayment:
         raise ServiceError(
             f"This is {leftover} more than what is applied to invoices. Confirm to keep {leftover} "
@@ -119,31 +123,31 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
     return plan
 
 
-def _allocate(payment: Payment | None, patient_id: int, plan: list[tuple[Invoice, Money]]) -> Money:
+def _allocate(payment: Payment | None, patient_id: int, plan: list[Share]) -> Money:
+    """Write the planned allocations; an invoice left with nothing due is paid. Returns the total."""
     applied = Money.zero()
-    for invoice, share in plan:
+    for invoice, share, due in plan:
         db.session.add(Allocation(patient_id=patient_id, payment_id=payment.id if payment else None,
                                   invoice_id=invoice.id, amount_cents=share.cents))
+        invoice.status = InvoiceStatus.OPEN if due - share else InvoiceStatus.PAID
         applied += share
-    db.session.flush()
-    for invoice, _ in plan:
-        _refresh_status(invoice)
     return applied
 
 
-def _refresh_status(invoice: Invoice) -> None:
-    if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
-        invoice.status = InvoiceStatus.OPEN if invoice_balance(invoice) else InvoiceStatus.PAID
-
-
 def settle_payment(payment: Payment, *, apply_to: ApplyTo = None, confirm_overpayment: bool = True) -> None:
-    """Mark a payment succeeded, apply it, and post it: the method's holding account against
-    receivables (applied part) and patient credits (the rest). Raises ServiceError as _plan_allocations."""
+    """Mark a pending payment succeeded, apply it, and post it (for card payments, once Stripe says
+    so). Raises ServiceError as _plan_allocations."""
     patient = _lock_patient(payment.patient_id)
-    amount = Money(payment.amount_cents)
-    plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
+    plan = _plan_allocations(patient, Money(payment.amount_cents), apply_to, confirm_overpayment)
     payment.status = PaymentStatus.SUCCEEDED
+    _apply_and_post(payment, patient, plan)
+
+
+def _apply_and_post(payment: Payment, patient: Patient, plan: list[Share]) -> None:
+    """Allocate a succeeded payment as planned and post it: the method's holding account against
+    receivables (the applied part) and patient credits (the rest)."""
     db.session.flush()
+    amount = Money(payment.amount_cents)
     applied = _allocate(payment, patient.id, plan)
     journal.post(payment.received_date, f"{payment.method.label} payment from {patient.account_number}", payment, [
         (RECEIVED_INTO[payment.method], amount, None),
@@ -152,12 +156,12 @@ def settle_payment(payment: Payment, *, apply_to: ApplyTo = None, confirm_overpa
     ])
 
 
-def _new_payment(patient: Patient, method: PaymentMethod, amount: Money, received_date: date,
-                 status: PaymentStatus, note: str = "") -> Payment:
-    payment = Payment(patient_id=patient.id, method=method, status=status, amount_cents=amount.cents,
-                      received_date=received_date, received_by_id=audit.current_actor_id(), note=note.strip()[:200])
+def _new_payment(patient: Patient, method: PaymentMethod, amount: Money, received_date: date, **details) -> Payment:
+    """A succeeded payment with its method details, added to the session (not yet flushed)."""
+    payment = Payment(patient_id=patient.id, method=method, status=PaymentStatus.SUCCEEDED,
+                      amount_cents=amount.cents, received_date=received_date,
+                      received_by_id=audit.current_actor_id(), **details)
     db.session.add(payment)
-    db.session.flush()
     return payment
 
 
@@ -177,20 +181,20 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
     _refuse_duplicate_serial(details.issuer, serial)
     # Lock the patient before the payment row refers to it, and refuse an unconfirmed overpayment
     # or a bad allocation before anything is written.
-    _plan_allocations(_lock_patient(patient.id), amount, apply_to, confirm_overpayment)
+    patient = _lock_patient(patient.id)
+    plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
     try:
-        with db.session.begin_nested():
-            payment = _new_payment(patient, PaymentMethod.MONEY_ORDER, amount, received_date, PaymentStatus.PENDING)
-            payment.money_order = MoneyOrderDetails(
-                payment_id=payment.id, issuer=details.issuer, serial=serial, purchaser=details.purchaser.strip(),
-                id_seen=True, signed_in_front_of_staff=True, security_features_checked=True,
-            )
-            db.session.flush()
+        with db.session.begin_nested():  # the unique key settles a race with another front desk
+            payment = _new_payment(patient, PaymentMethod.MONEY_ORDER, amount, received_date,
+                                   money_order=MoneyOrderDetails(
+                                       issuer=details.issuer, serial=serial, purchaser=details.purchaser.strip(),
+                                       id_seen=True, signed_in_front_of_staff=True,
+                                       security_features_checked=True))
     except sa.exc.IntegrityError:  # recorded by someone else a moment ago
         with db.session.no_autoflush:
             _refuse_duplicate_serial(details.issuer, serial)
         raise
-    settle_payment(payment, apply_to=apply_to, confirm_overpayment=confirm_overpayment)
+    _apply_and_post(payment, patient, plan)
     audit.record("payment.money_order", payment, changes={
         "amount": amount.plain(), "issuer": details.issuer.value, "serial": serial})
     return payment
@@ -223,14 +227,12 @@ def record_carecredit(patient: Patient, amount: Money, details: CareCreditInput,
         raise ServiceError("Enter only the last 4 digits of the CareCredit account.", "account_last4")
     if not (details.id_checked and details.receipt_signed):
         raise ServiceError("Check the cardholder's ID and get the receipt signed first.", "verification")
-    _plan_allocations(_lock_patient(patient.id), amount, apply_to, confirm_overpayment)  # as for money orders
-    payment = _new_payment(patient, PaymentMethod.CARECREDIT, amount, received_date, PaymentStatus.PENDING)
-    payment.carecredit = CareCreditDetails(
-        payment_id=payment.id, authorization_code=code, plan_id=details.plan.id,
-        merchant_fee_bps=details.plan.merchant_fee_bps, account_last4=details.account_last4.strip(),
-        id_checked=True, receipt_signed=True,
-    )
-    settle_payment(payment, apply_to=apply_to, confirm_overpayment=confirm_overpayment)
+    patient = _lock_patient(patient.id)  # as for money orders: plan before writing
+    plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
+    payment = _new_payment(patient, PaymentMethod.CARECREDIT, amount, received_date, carecredit=CareCreditDetails(
+        authorization_code=code, plan_id=details.plan.id, merchant_fee_bps=details.plan.merchant_fee_bps,
+        account_last4=details.account_last4.strip(), id_checked=True, receipt_signed=True))
+    _apply_and_post(payment, patient, plan)
     audit.record("payment.carecredit", payment, changes={
         "amount": amount.plain(), "plan": details.plan.name, "authorization_code": code})
     return payment
@@ -252,7 +254,7 @@ def apply_credit(patient: Patient, invoice: Invoice, amount: Money | None, *, to
     if amount > credit or amount > due:
         raise ServiceError(f"At most {min(credit, due)} can be applied (credit {credit}, due {due}).", "amount")
     journal.ensure_period_open(today)
-    _allocate(None, patient.id, [(invoice, amount)])
+    _allocate(None, patient.id, [(invoice, amount, due)])
     journal.post(today, f"Credit applied to {invoice.number}", invoice, [
         (journal.PATIENT_CREDITS, amount, patient.id),
         (journal.RECEIVABLES, -amount, patient.id),
@@ -285,9 +287,9 @@ def _unapply(pairs: list[tuple[Allocation, Money]], limit: Money | None = None) 
         db.session.add(Allocation(patient_id=alloc.patient_id, payment_id=alloc.payment_id,
                                   invoice_id=alloc.invoice_id, amount_cents=-share.cents, reverses_id=alloc.id))
         undone += share
-    db.session.flush()
     for invoice in touched.values():
-        _refresh_status(invoice)
+        if invoice.status == InvoiceStatus.PAID:
+            invoice.status = InvoiceStatus.OPEN
     return undone
 
 
@@ -406,8 +408,7 @@ def adjust_invoice(invoice: Invoice, kind: AdjustmentKind, amount: Money, reason
     adjustment = Adjustment(invoice_id=invoice.id, kind=kind, amount_cents=amount.cents, adjustment_date=today,
                             reason=reason.strip(), created_by_id=audit.current_actor_id())
     db.session.add(adjustment)
-    db.session.flush()
-    _refresh_status(invoice)
+    invoice.status = InvoiceStatus.OPEN if due - amount else InvoiceStatus.PAID
     journal.post(today, f"{kind.label} on {invoice.number}", adjustment, [
         (journal.DISCOUNTS, amount, None),
         (journal.RECEIVABLES, -amount, invoice.patient_id),
