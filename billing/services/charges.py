@@ -13,7 +13,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
-from billing.services.balances import invoice_balance, package_units_left
+from billing.services.balances import invoice_adjusted, invoice_balance, package_units_left
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 MAX_UNITS = 24
@@ -191,6 +191,9 @@ def refund_package_units(purchase: PackagePurchase, units: int, reason: str, *, 
     invoice = db.session.get(Invoice, charge.invoice_id) if charge.invoice_id else None
     if invoice is None or invoice.status != InvoiceStatus.PAID or invoice_balance(invoice):
         raise ServiceError("The package invoice is not paid in full; void or adjust it instead.")
+    if invoice_adjusted(invoice.id):
+        raise ServiceError("The package invoice was discounted or written off, so the units were not all paid "
+                           "for; ask the bookkeeper to work out the refund.")
     journal.ensure_period_open(today)
     # Unit i is worth price.split(units_bought)[i]; refunded units are the last ones, so the
     # credits for every unit add up exactly to the price.

@@ -171,7 +171,7 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
     Raises ServiceError for a bad amount or date, missing details, an incomplete verification
     checklist, a serial already recorded for that issuer, or an unconfirmed overpayment."""
     _check_new_payment(patient, amount, received_date, today)
-    serial = re.sub(r"[\s-]", "", details.serial)
+    serial = re.sub(r"[\s-]", "", details.serial).upper()
     if not re.fullmatch(r"[0-9A-Za-z]{6,20}", serial):
         raise ServiceError("Enter the serial number printed on the money order (6–20 letters or digits).", "serial")
     if not details.purchaser.strip():
