@@ -28,7 +28,11 @@ def invoice_balance(invoice: Invoice) -> Money:
     """What is still due on an issued invoice (zero for void ones)."""
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
         return Money.zero()
-    return Money(invoice.total_cents) - invoice_paid(invoice.id) - invoice_adjusted(invoice.id)
+    paid = sa.select(sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0)).where(
+        Allocation.invoice_id == invoice.id).scalar_subquery()
+    adjusted = sa.select(sa.func.coalesce(sa.func.sum(Adjustment.amount_cents), 0)).where(
+        Adjustment.invoice_id == invoice.id).scalar_subquery()
+    return Money(invoice.total_cents) - Money(int(db.session.scalar(sa.select(paid + adjusted))))
 
 
 def payment_refunded(payment_id: int) -> Money:

@@ -53,6 +53,7 @@ def ensure_period_open(day: date, field: str | None = None) -> None:
     A month found open is remembered until the transaction ends."""
     month = month_of(day)
     session = db.session()
+    session.connection()  # begin the transaction now, so it is the one the cache belongs to
     transaction, open_months = session.info.get("open_months", (None, set()))
     if transaction is not session.get_transaction():
         transaction, open_months = session.get_transaction(), set()

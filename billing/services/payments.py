@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from billing.extensions import db
 from billing.models import (
@@ -85,17 +86,18 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
     """Which invoices get how much of `amount`; the invoices are locked. Raises ServiceError for a
     chosen amount above an invoice's balance, more chosen than paid, or an unconfirmed overpayment."""
     if apply_to is None:
-        ids = list(db.session.scalars(
-            sa.select(Invoice.id).where(Invoice.patient_id == patient.id, Invoice.status == InvoiceStatus.OPEN)
-            .order_by(Invoice.issue_date, Invoice.id)
-        ))
-        invoices = {i: lock_invoice(i) for i in sorted(ids)}
+        # Locked in id order (as every locker does, so two never wait on each other), applied oldest first.
+        invoices = db.session.scalars(
+            sa.select(Invoice).where(Invoice.patient_id == patient.id, Invoice.status == InvoiceStatus.OPEN)
+            .order_by(Invoice.id).with_for_update().options(so.lazyload(Invoice.lines))
+            .execution_options(populate_existing=True)
+        ).all()
         plan, left = [], amount
-        for invoice_id in ids:
-            due = invoice_balance(invoices[invoice_id])
+        for invoice in sorted(invoices, key=lambda i: (i.issue_date, i.id)):
+            due = invoice_balance(invoice)
             share = min(left, due)
             if share.is_positive:
-                plan.append((invoices[invoice_id], share, due))
+                plan.append((invoice, share, due))
                 left -= share
     else:
         plan = []
