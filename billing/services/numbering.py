@@ -12,7 +12,8 @@ def next_value(key: str) -> int:
     The UPDATE locks the row until the transaction ends, so concurrent callers wait for each
     other; a rolled-back transaction gives its number back. Numbers are consecutive and unique.
     """
-    update = sa.update(Counter).where(Counter.key == key).values(value=Counter.value + 1).returning(Counter.value)
+    update = (sa.update(Counter).where(Counter.key == key).values(value=Counter.value + 1)
+              .returning(Counter.value).execution_options(synchronize_session=False))
     value = db.session.scalar(update)
     if value is not None:
         return value
