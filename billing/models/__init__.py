@@ -2,6 +2,9 @@
 
 from billing.models.audit import AuditEvent
 from billing.models.catalog import CareCreditPlan, Package, Provider, Service, ServiceCategory
+from billing.models.documents import (
+    EstimateLine, EstimateStatus, GoodFaithEstimate, OutboxMessage, OutboxStatus, Receipt,
+)
 from billing.models.charges import Charge, ChargeStatus, PackagePurchase
 from billing.models.invoices import Invoice, InvoiceLine, InvoiceStatus
 from billing.models.journal import Account, AccountingPeriod, AccountType, Counter, JournalEntry, JournalLine, PeriodStatus
@@ -16,8 +19,8 @@ from billing.models.users import Role, User, UserRole
 __all__ = [
     "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
     "AuditEvent", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
-    "Counter", "FormSubmission", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
-    "MoneyOrderDetails", "MoneyOrderIssuer", "Package", "PackagePurchase", "Patient", "Payment",
-    "PaymentMethod", "PaymentStatus", "PeriodStatus", "Provider", "Refund", "RefundKind", "Role",
+    "Counter", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
+    "MoneyOrderDetails", "MoneyOrderIssuer", "OutboxMessage", "OutboxStatus", "Package", "PackagePurchase", "Patient", "Payment",
+    "PaymentMethod", "PaymentStatus", "PeriodStatus", "Provider", "Receipt", "Refund", "RefundKind", "Role",
     "Service", "ServiceCategory", "User", "UserRole",
 ]
