@@ -64,6 +64,16 @@ class Config:
     PASSWORD_MIN_LENGTH = 12
     PASSWORD_HASH_METHOD = "scrypt"
 
+    # Outgoing email (billing/integrations/mail.py). The defaults reach a local debugging server.
+    SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = _int("SMTP_PORT", 1025)
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)  # upgrade a plain connection (port 587)
+    SMTP_SSL = _bool("SMTP_SSL", False)  # TLS from the first byte (port 465)
+    SMTP_TIMEOUT = _int("SMTP_TIMEOUT", 10)  # seconds per connection step
+    MAIL_FROM = os.environ.get("MAIL_FROM", "billing@localhost")
+
 
     @classmethod
     def init_app(cls, app) -> None:

@@ -48,18 +48,20 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from billing import admin, auth, books, frontdesk, invoices, patients, payments
+    from billing import admin, auth, books, estimates, frontdesk, invoices, outbox, patients, payments
 
-    for module in (auth, admin, frontdesk, patients, invoices, payments, books):
+    for module in (auth, admin, frontdesk, patients, invoices, payments, books, outbox, estimates):
         app.register_blueprint(module.bp)
 
 
 def register_request_hooks(app: Flask) -> None:
     from billing.access import enforce_access
     from billing.security import set_security_headers
+    from billing.services.outbox import deliver_after_response
 
     app.before_request(enforce_access)
     app.after_request(set_security_headers)
+    app.after_request(deliver_after_response)  # mail queued by the request goes out after the response
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from billing.demo import seed_catalog
 from billing.extensions import db
 from billing.models import Role
-from billing.services import ServiceError, settings as settings_service, users
+from billing.services import ServiceError, outbox, settings as settings_service, users
 
 billing_cli = AppGroup("billing", help="Billing administration commands.")
 
@@ -107,3 +107,11 @@ def seed_demo(seed: int, if_empty: bool) -> None:
     click.echo("Demo logins (shown only now):")
     for label, email, password in logins:
         click.echo(f"  {label:<11} {email:<40} {password}")
+
+
+@billing_cli.command("send-mail")
+@click.option("--limit", default=50, show_default=True, help="Most messages to attempt in this run.")
+def send_mail(limit: int) -> None:
+    """Deliver the outbox's due email (run it from cron every minute or so)."""
+    sent, failed = outbox.deliver_due(limit=limit)
+    click.echo(f"Sent {sent}, failed {failed}.")

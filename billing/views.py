@@ -1,19 +1,33 @@
-"""Helpers shared by the views: find-or-404 and running a one-time form."""
+"""Helpers shared by the views: find-or-404, running a one-time form, sending or emailing a PDF."""
 
+import io
 from collections.abc import Callable
 from datetime import date, datetime, time
+from typing import Any
 
-from flask import abort, flash, redirect, request
+from flask import abort, flash, redirect, render_template, request, send_file
 from werkzeug import Response
+
+from billing.documents import Document
 
 from billing.extensions import db
 from billing.forms import OneTimeForm, apply_service_error
-from billing.services import ServiceError, submissions
+from billing.models import Patient
+from billing.services import ServiceError, audit, outbox, submissions
+from billing.services.settings import get_settings
 from billing.timeutil import clinic_tz
 
 
 def get_or_404(model, ident):
     return db.session.get(model, ident) or abort(404)
+
+
+def send_document(document: Document) -> Response:
+    """A rendered PDF as a download under its own file name, kept out of every cache."""
+    response = send_file(io.BytesIO(document.pdf), mimetype="application/pdf", as_attachment=True,
+                         download_name=document.filename, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def submit_once(form: OneTimeForm, action: Callable[[], str]) -> Response | None:
@@ -39,3 +53,29 @@ def submit_once(form: OneTimeForm, action: Callable[[], str]) -> Response | None
 def local_datetime(day: date, moment: time | None) -> datetime | None:
     """A clinic-local date and time as an aware datetime (None when no time was entered)."""
     return datetime.combine(day, moment, clinic_tz()) if moment else None
+
+
+def email_document(patient: Patient, render: Callable[[], Document], *, kind: str, what: str, about: Any,
+                   back: str) -> Response:
+    """An "Email this" action: render the PDF, queue it to the patient's email (audited as
+    "<kind>.email" on `about`), commit, and go back to `back`. It is sent after the response.
+    `render` may raise ServiceError to refuse; its message is shown."""
+    if not patient.email:
+        flash(f"{patient.full_name} has no email address on file. Add one with Edit details, then send again.",
+              "error")
+        return redirect(back)
+    clinic = get_settings()
+    subject = f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}"
+    body = render_template("email/document.txt", patient=patient, what=what)
+    try:
+        document = render()
+        message = outbox.queue_email(patient.email, subject, body, attachment=document, patient=patient, kind=kind)
+    except ServiceError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(back)
+    audit.record(f"{kind}.email", about, changes={"to": message.to_address, "outbox_id": message.id,
+                                                  "attachment": document.filename})
+    db.session.commit()
+    flash(f"Queued for {message.to_address}; see the outbox for delivery.", "success")
+    return redirect(back)

@@ -6,7 +6,9 @@ clinic's letterhead. The URL fetcher refuses file: and remote URLs; the logo tra
 """
 
 import base64
+import hashlib
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any
 
 from flask import render_template
@@ -49,8 +51,22 @@ def letterhead() -> dict[str, Any]:
     }
 
 
-def render_pdf(template: str, *, document_number: str, title: str, **data: Any) -> bytes:
-    """Render templates/pdf/<template> (which extends pdf/base.html) to PDF bytes."""
+def w3c_date(moment: date | datetime) -> str:
+    """A date, or an aware datetime in UTC to the second, as PDF metadata takes it (dcterms)."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat()
+
+
+def render_pdf(template: str, *, document_number: str, title: str, dated: date | datetime | None = None,
+               **data: Any) -> bytes:
+    """Render templates/pdf/<template> (which extends pdf/base.html) to PDF bytes.
+
+    The same data gives the same bytes: the file identifier derives from the document number and
+    the creation and modification dates are `dated`, the document's own date (none when omitted),
+    never the time of rendering."""
     html = render_template(f"pdf/{template}", clinic=letterhead(), document_number=document_number,
-                           document_title=title, **data)
-    return HTML(string=html, base_url="data:,", url_fetcher=DataOnlyFetcher(allowed_protocols={"data"})).write_pdf()
+                           document_title=title, document_dated=w3c_date(dated) if dated else None, **data)
+    identifier = hashlib.sha256(f"{title} {document_number}".encode()).hexdigest()[:32].encode()
+    return HTML(string=html, base_url="data:,", url_fetcher=DataOnlyFetcher(allowed_protocols={"data"})).write_pdf(
+        pdf_identifier=identifier)

@@ -1,7 +1,8 @@
 import sqlalchemy as sa
-from flask import flash, render_template, url_for
+from flask import abort, flash, render_template, url_for
 
 from billing.access import roles_required
+from billing.documents.invoices import invoice_pdf
 from billing.extensions import db
 from billing.invoices import bp
 from billing.invoices.forms import AdjustForm, ApplyCreditForm
@@ -9,7 +10,7 @@ from billing.models import Adjustment, AdjustmentKind, Allocation, Invoice, Pati
 from billing.patients.forms import ReasonForm
 from billing.services import audit, balances, invoices as invoice_service, payments as payment_service
 from billing.timeutil import clinic_today
-from billing.views import get_or_404, submit_once
+from billing.views import email_document, get_or_404, send_document, submit_once
 
 A, F, B = Role.ADMIN, Role.FRONTDESK, Role.BOOKKEEPER
 
@@ -35,6 +36,31 @@ def detail(invoice_id: int):
     audit.record("invoice.view", invoice)
     db.session.commit()
     return _page(invoice)
+
+
+@bp.route("/<int:invoice_id>/pdf")
+@roles_required(F, B)
+def pdf(invoice_id: int):
+    """Download the invoice as a PDF (audited)."""
+    invoice = get_or_404(Invoice, invoice_id)
+    if invoice.number is None:
+        abort(404)
+    document = invoice_pdf(invoice)
+    audit.record("invoice.download", invoice, changes={"file": document.filename})
+    db.session.commit()
+    return send_document(document)
+
+
+@bp.route("/<int:invoice_id>/email", methods=["POST"])
+@roles_required(F, B)
+def email(invoice_id: int):
+    """Email the invoice PDF to the patient, through the outbox (audited as invoice.email)."""
+    invoice = get_or_404(Invoice, invoice_id)
+    if invoice.number is None:
+        abort(404)
+    return email_document(db.session.get(Patient, invoice.patient_id), lambda: invoice_pdf(invoice),
+                          kind="invoice", what=f"invoice {invoice.number}", about=invoice,
+                          back=url_for("invoices.detail", invoice_id=invoice.id))
 
 
 @bp.route("/<int:invoice_id>/void", methods=["POST"])

@@ -61,3 +61,21 @@ class PackageRefundForm(OneTimeForm):
 
 class IssueInvoiceForm(OneTimeForm):
     submit = SubmitField("Issue invoice")
+
+
+class SuperbillForm(FlaskForm):
+    """The superbill's dates of service, sent as a GET query (a download changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    start = DateField("From", validators=[InputRequired("Enter the first date of service.")])
+    end = DateField("To", validators=[InputRequired("Enter the last date of service.")])
+    submit = SubmitField("Download superbill")
+
+
+class StatementEmailForm(FlaskForm):
+    """The statement period, posted by the statement form's "Email statement" button."""
+
+    start = DateField("From", validators=[InputRequired("Enter the start date of the statement.")])
+    end = DateField("To", validators=[InputRequired("Enter the end date of the statement.")])

@@ -1,8 +1,13 @@
+from datetime import date
+
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from wtforms.fields.choices import SelectChoice
 
 from billing.access import roles_required
+from billing.documents import Document
+from billing.documents.statements import deposit_slip_pdf, statement_pdf
+from billing.errors import render_error
 from billing.extensions import db
 from billing.forms import apply_service_error, choices
 from billing.models import (
@@ -12,12 +17,15 @@ from billing.models import (
 from billing.money import Money
 from billing.patients import bp
 from billing.patients.forms import (
-    ChargeForm, IssueInvoiceForm, PackageRefundForm, PackageSaleForm, PatientForm, ReasonForm,
+    ChargeForm, IssueInvoiceForm, PackageRefundForm, PackageSaleForm, PatientForm, ReasonForm, StatementEmailForm,
+    SuperbillForm,
 )
+from billing.reports import money_orders as money_order_report, statements as statement_report
 from billing.services import ServiceError, audit, balances, charges as charge_service
+from billing.services import estimates as estimate_service
 from billing.services import invoices as invoice_service, patients as patient_service
 from billing.timeutil import clinic_today
-from billing.views import get_or_404, local_datetime, submit_once
+from billing.views import email_document, get_or_404, local_datetime, submit_once
 
 F, B = Role.FRONTDESK, Role.BOOKKEEPER
 
@@ -81,7 +89,18 @@ def detail(patient_id: int):
     patient = get_or_404(Patient, patient_id)
     audit.record("patient.view", patient)
     db.session.commit()
-    return render_template("patients/detail.html", patient=patient, **_account(patient))
+    return render_template("patients/detail.html", patient=patient,
+                           statement_period=statement_report.default_period(clinic_today()),
+                           superbill_form=_superbill_form(), estimates=estimate_service.estimates_of(patient),
+                           **_account(patient))
+
+
+def _superbill_form() -> SuperbillForm:
+    """The superbill's dates as last asked for, or this month so far."""
+    if "start" in request.args or "end" in request.args:
+        return SuperbillForm(formdata=request.args)
+    today = clinic_today()
+    return SuperbillForm(formdata=None, start=today.replace(day=1), end=today)
 
 
 def _account(patient: Patient) -> dict:
@@ -157,9 +176,12 @@ def checkout(patient_id: int):
     packages = db.session.scalars(sa.select(Package).where(Package.active.is_(True)).order_by(Package.name)).all()
     package_form = PackageSaleForm(formdata=None)
     package_form.package.choices = choices((p.id, f"{p.name} ({p.units} units) · {Money(p.price_cents)}") for p in packages)
+    today = clinic_today()
     return render_template(
         "patients/checkout.html", patient=patient, form=form, package_form=package_form,
-        issue_form=IssueInvoiceForm(formdata=None), void_form=ReasonForm(formdata=None), **_account(patient))
+        issue_form=IssueInvoiceForm(formdata=None), void_form=ReasonForm(formdata=None),
+        estimate=estimate_service.current_estimate(patient, today),
+        estimate_overage=estimate_service.overage_if_invoiced(patient, today), **_account(patient))
 
 
 @bp.route("/<int:patient_id>/packages", methods=["POST"])
@@ -236,3 +258,103 @@ def refund_package(purchase_id: int):
             return response
     return render_template("patients/package_refund.html", patient=patient, purchase=purchase, form=form,
                            units_left=balances.package_units_left(purchase))
+
+
+def _pdf_download(document: Document) -> Response:
+    """A PDF as a download under its own name, never kept in a cache (it holds patient data)."""
+    return Response(document.pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{document.filename}"', "Cache-Control": "no-store"})
+
+
+class BadDate(ValueError):
+    """A date in the query string that cannot be used; the message is shown as it is."""
+
+
+def _date_arg(name: str, default: date) -> date:
+    """The YYYY-MM-DD date in query argument `name`, or `default` when the argument is absent."""
+    if name not in request.args:
+        return default
+    text = request.args[name].strip()
+    if not text:
+        raise BadDate(f"Enter the {name} date of the statement.")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadDate(f"The {name} date “{text[:20]}” is not a date. Use the form YYYY-MM-DD, "
+                      "like 2026-03-01.") from None
+
+
+@bp.route("/<int:patient_id>/statement.pdf")
+@roles_required(F, B)
+def statement(patient_id: int):
+    """The patient's statement for ?start=&end= (YYYY-MM-DD; the last three months when left out)."""
+    patient = get_or_404(Patient, patient_id)
+    today = clinic_today()
+    default_start, default_end = statement_report.default_period(today)
+    try:
+        start = _date_arg("start", default_start)
+        end = _date_arg("end", default_end)
+    except BadDate as err:
+        return render_error(400, str(err))
+    if start > end:
+        return render_error(400, f"The start date ({start:%m/%d/%Y}) is after the end date ({end:%m/%d/%Y}). "
+                                 "Choose a start date on or before the end date.")
+    if end > today:
+        return render_error(400, f"The end date ({end:%m/%d/%Y}) is in the future. Choose today "
+                                 f"({today:%m/%d/%Y}) or an earlier date.")
+    document = statement_pdf(patient, start, end)
+    audit.record("statement.download", patient, changes={"start": start.isoformat(), "end": end.isoformat()})
+    db.session.commit()
+    return _pdf_download(document)
+
+
+@bp.route("/<int:patient_id>/statement/email", methods=["POST"])
+@roles_required(F, B)
+def email_statement(patient_id: int):
+    """Email the statement for the posted start and end to the patient, through the outbox
+    (audited as statement.email)."""
+    patient = get_or_404(Patient, patient_id)
+    back = url_for("patients.detail", patient_id=patient.id, _anchor="statement")
+    form = StatementEmailForm()
+    today = clinic_today()
+    if not form.validate_on_submit():
+        flash(next(iter(form.errors.values()))[0], "error")
+        return redirect(back)
+    start, end = form.start.data, form.end.data
+    if start > end:
+        flash(f"The start date ({start:%m/%d/%Y}) is after the end date ({end:%m/%d/%Y}). Choose a start date on "
+              "or before the end date.", "error")
+        return redirect(back)
+    if end > today:
+        flash(f"The end date ({end:%m/%d/%Y}) is in the future. Choose today ({today:%m/%d/%Y}) or an earlier date.",
+              "error")
+        return redirect(back)
+    return email_document(patient, lambda: statement_pdf(patient, start, end), kind="statement",
+                          what=f"statement for {start:%m/%d/%Y} to {end:%m/%d/%Y}", about=patient, back=back)
+
+
+@bp.route("/money-orders")
+@roles_required(F, B)
+def money_orders():
+    """Money orders in the drawer, waiting to be taken to the bank."""
+    on_hand = money_order_report.money_orders_on_hand()
+    total = sum((Money(p.amount_cents) for p in on_hand), Money.zero())
+    audit.record("money_orders.view", changes={"count": len(on_hand)})
+    db.session.commit()
+    return render_template("patients/money_orders.html", money_orders=on_hand, total=total,
+                           undeposited=money_order_report.undeposited_funds())
+
+
+@bp.route("/money-orders/deposit-slip.pdf")
+@roles_required(F)
+def deposit_slip():
+    """A deposit slip for every money order on hand, to take to the bank with them."""
+    on_hand = money_order_report.money_orders_on_hand()
+    if not on_hand:
+        flash("There are no money orders on hand to deposit.", "info")
+        return redirect(url_for("patients.money_orders"))
+    document = deposit_slip_pdf(on_hand, slip_date=clinic_today())
+    total = sum((Money(p.amount_cents) for p in on_hand), Money.zero())
+    audit.record("deposit_slip.print", changes={"payments": [p.id for p in on_hand], "total": total.plain()})
+    db.session.commit()
+    return _pdf_download(document)

@@ -1,18 +1,20 @@
 import sqlalchemy as sa
-from flask import abort, flash, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 
 from billing.access import roles_required
+from billing.documents.receipts import receipt_pdf as render_receipt
 from billing.extensions import db
 from billing.models import (
-    Allocation, CareCreditPlan, Invoice, MoneyOrderIssuer, Patient, Payment, PaymentMethod, Refund, Role,
+    Allocation, CareCreditPlan, Invoice, MoneyOrderIssuer, Patient, Payment, PaymentMethod, Receipt, Refund,
+    RefundKind, Role,
 )
 from billing.forms import choices
 from billing.money import Money
 from billing.payments import bp
 from billing.payments.forms import CareCreditForm, MoneyOrderForm, RefundForm, ReturnForm
-from billing.services import audit, balances, payments as payment_service
+from billing.services import ServiceError, audit, balances, payments as payment_service, receipts as receipt_service
 from billing.timeutil import clinic_today
-from billing.views import get_or_404, submit_once
+from billing.views import email_document, get_or_404, send_document, submit_once
 
 F, B = Role.FRONTDESK, Role.BOOKKEEPER
 METHODS = ("money_order", "carecredit", "card")
@@ -87,13 +89,67 @@ def _receipt_context(payment: Payment) -> dict:
             "refundable": Money(payment.amount_cents) - refunded, "summary": balances.patient_summary(patient)}
 
 
+def _receipt_downloads(payment: Payment) -> list[dict]:
+    """One download per receipt of the payment and of its refunds, flagged when it renders changed."""
+    receipts = receipt_service.receipts_of(payment)
+    changed = receipt_service.renders_changed(receipts)
+    kinds = {r.id: r.kind for r in db.session.scalars(sa.select(Refund).where(Refund.payment_id == payment.id))}
+    out = []
+    for receipt in receipts:
+        if receipt.payment_id:
+            label = "Receipt"
+        else:
+            label = "Returned money order" if kinds.get(receipt.refund_id) == RefundKind.RETURN else "Refund receipt"
+        out.append({"id": receipt.id, "number": receipt.number, "label": label, "sha256": receipt.sha256,
+                    "changed": receipt.id in changed})
+    return out
+
+
 @bp.route("/<int:payment_id>")
 @roles_required(F, B)
 def detail(payment_id: int):
     payment = get_or_404(Payment, payment_id)
     audit.record("payment.view", payment)
     db.session.commit()
-    return render_template("payments/detail.html", **_receipt_context(payment))
+    return render_template("payments/detail.html", receipt_downloads=_receipt_downloads(payment),
+                           **_receipt_context(payment))
+
+
+@bp.route("/receipts/<int:receipt_id>/pdf")
+@roles_required(F, B)
+def receipt_pdf(receipt_id: int):
+    """Download a receipt as a PDF. The first download keeps its SHA-256; a later one that differs
+    is still sent, but logged, audited and flagged on the payment page."""
+    receipt = get_or_404(Receipt, receipt_id)
+    document = render_receipt(receipt)
+    same = receipt_service.record_download(receipt, document.pdf, document.filename)
+    db.session.commit()
+    if not same:
+        current_app.logger.warning("Receipt %s renders differently from when it was issued (sha256 %s, issued %s)",
+                                   receipt.number, receipt_service.sha256_of(document.pdf), receipt.sha256)
+        flash(f"Receipt {receipt.number} renders differently from when it was issued. The new rendering was "
+              "downloaded; check it before handing it out.", "error")
+    return send_document(document)
+
+
+@bp.route("/receipts/<int:receipt_id>/email", methods=["POST"])
+@roles_required(F, B)
+def email_receipt(receipt_id: int):
+    """Email a receipt PDF to the patient, through the outbox (audited as receipt.email). A receipt
+    that renders differently from when it was issued is not emailed: staff download and check it."""
+    receipt = get_or_404(Receipt, receipt_id)
+    payment = receipt.payment if receipt.payment_id else receipt.refund.payment
+
+    def render():
+        document = render_receipt(receipt)
+        if not receipt_service.record_rendering(receipt, document.pdf):
+            raise ServiceError(f"Receipt {receipt.number} renders differently from when it was issued, so it was "
+                               "not emailed. Download it, check it, and hand or send it yourself.")
+        return document
+
+    return email_document(db.session.get(Patient, payment.patient_id), render, kind="receipt",
+                          what=f"receipt {receipt.number}", about=receipt,
+                          back=url_for("payments.detail", payment_id=payment.id))
 
 
 @bp.route("/<int:payment_id>/refund", methods=["GET", "POST"])

@@ -20,7 +20,7 @@ from billing.models import (
     MoneyOrderDetails, MoneyOrderIssuer, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
-from billing.services import ServiceError, audit, journal
+from billing.services import ServiceError, audit, journal, receipts
 from billing.services.balances import invoice_balance, patient_credit, payment_refunded
 from billing.services.invoices import lock_invoice
 
@@ -156,6 +156,7 @@ def _apply_and_post(payment: Payment, patient: Patient, plan: list[Share]) -> No
         (journal.RECEIVABLES, -applied, patient.id),
         (journal.PATIENT_CREDITS, -(amount - applied), patient.id),
     ])
+    receipts.issue_for_payment(payment)
 
 
 def _new_payment(patient: Patient, method: PaymentMethod, amount: Money, received_date: date, **details) -> Payment:
@@ -357,6 +358,7 @@ def refund_payment(payment: Payment, amount: Money, reason: str, *, today: date,
         (journal.PATIENT_CREDITS, amount - reopened, payment.patient_id),
         (REFUNDED_FROM[payment.method], -amount, None),
     ])
+    receipts.issue_for_refund(refund)
     audit.record("payment.refund", payment, changes={"amount": amount.plain(), "reason": reason.strip(),
                                                      "reopened": reopened.plain()})
     return refund
@@ -390,6 +392,7 @@ def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
         (journal.PATIENT_CREDITS, amount - reopened, payment.patient_id),
         (RECEIVED_INTO[payment.method], -amount, None),
     ])
+    receipts.issue_for_refund(refund)
     audit.record("payment.return", payment, changes={"amount": amount.plain(), "reason": reason.strip(),
                                                      "reopened": reopened.plain()})
     return refund

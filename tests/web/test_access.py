@@ -59,14 +59,32 @@ EXPECTED: dict[str, object] = {
     "patients.void_charge": {F},
     "patients.issue_invoice": {F},
     "patients.refund_package": {F, B},
+    "patients.statement": {F, B},
+    "patients.money_orders": {F, B},
+    # Taking money orders to the bank is custody of cash: the front desk's, not the bookkeeper's,
+    # who reconciles the deposit afterwards.
+    "patients.deposit_slip": {F},
     "invoices.detail": {F, B},
     "invoices.void": {F, B},
     "invoices.adjust": {A, B},
     "invoices.apply_credit": {F, B},
+    "invoices.pdf": {F, B},
     "payments.new": {F},
     "payments.detail": {F, B},
     "payments.refund": {F, B},
     "payments.return_": {F, B},
+    "payments.receipt_pdf": {F, B},
+    "invoices.email": {F, B},
+    "payments.email_receipt": {F, B},
+    "patients.email_statement": {F, B},
+    "outbox.index": {A, F},
+    "outbox.retry": {A, F},
+    # Superbills and Good Faith Estimates carry diagnoses: never the bookkeeper's.
+    "patients.superbill": {F},
+    "estimates.new": {F},
+    "estimates.detail": {F},
+    "estimates.pdf": {F},
+    "estimates.mark_given": {F},
 }
 
 WHO = [None, A, F, B]
