@@ -15,7 +15,6 @@ from billing.integrations import mail
 from billing.models import AuditEvent, OutboxMessage, OutboxStatus, Receipt, Role
 from billing.services import outbox
 from billing.services.settings import get_settings
-from tests.integrations.conftest import blank_pdf
 from tests.services.conftest import TODAY, catalog, charge, invoice_for, make_patient, pay_mo  # noqa: F401
 
 
