@@ -57,7 +57,7 @@ def register_blueprints(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     from billing.access import enforce_access
     from billing.security import set_security_headers
-    from billing.services.outbox import deliver_after_response
+    from billing.outbox.delivery import deliver_after_response
 
     app.before_request(enforce_access)
     app.after_request(set_security_headers)

@@ -9,7 +9,8 @@ from flask.cli import AppGroup
 from billing.demo import seed_catalog
 from billing.extensions import db
 from billing.models import Role
-from billing.services import ServiceError, outbox, settings as settings_service, users
+from billing.outbox import delivery
+from billing.services import ServiceError, settings as settings_service, users
 
 billing_cli = AppGroup("billing", help="Billing administration commands.")
 
@@ -113,5 +114,5 @@ def seed_demo(seed: int, if_empty: bool) -> None:
 @click.option("--limit", default=50, show_default=True, help="Most messages to attempt in this run.")
 def send_mail(limit: int) -> None:
     """Deliver the outbox's due email (run it from cron every minute or so)."""
-    sent, failed = outbox.deliver_due(limit=limit)
+    sent, failed = delivery.deliver_due(limit=limit)
     click.echo(f"Sent {sent}, failed {failed}.")

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 from billing.extensions import db
 from billing.integrations import mail
 from billing.models import AuditEvent, OutboxMessage, OutboxStatus, Receipt, Role
+from billing.outbox import delivery
 from billing.services import outbox
 from billing.services.settings import get_settings
 from tests.services.conftest import TODAY, catalog, charge, invoice_for, make_patient, pay_mo  # noqa: F401
@@ -35,7 +36,7 @@ def test_a_queued_pdf_arrives_and_opens(app, smtp_server, pdf_document):
                                  attachment=pdf_document, kind="invoice")
     db.session.commit()
 
-    assert outbox.deliver_due() == (1, 0)
+    assert delivery.deliver_due() == (1, 0)
 
     [envelope] = smtp_server.envelopes
     assert envelope.mail_from == "billing@clinic.test" and envelope.rcpt_tos == ["sam@patient.test"]
@@ -56,7 +57,7 @@ def test_a_queued_pdf_arrives_and_opens(app, smtp_server, pdf_document):
 def test_a_message_without_attachment_is_plain_text(app, smtp_server):
     outbox.queue_email("sam@patient.test", "Hello", "Just text.", attachment=None, kind="note")
     db.session.commit()
-    outbox.deliver_due()
+    delivery.deliver_due()
     [received] = smtp_server.messages
     assert received.get_content_type() == "text/plain" and attachments(received) == []
 
@@ -82,7 +83,7 @@ def test_a_refusal_by_the_server_is_recorded(app, smtp_server, monkeypatch):
     monkeypatch.setattr(smtp_server, "handle_DATA", refuse)
     message = outbox.queue_email("sam@patient.test", "Hi", "Body", attachment=None, kind="note")
     db.session.commit()
-    assert outbox.deliver_due() == (0, 1)
+    assert delivery.deliver_due() == (0, 1)
     db.session.expire_all()
     assert "554 Transaction failed: mailbox full" in db.session.get(OutboxMessage, message.id).last_error
 
@@ -226,6 +227,6 @@ def test_with_the_server_down_the_action_still_succeeds_and_the_mail_waits(app, 
     assert (message.status, message.attempts) == (OutboxStatus.PENDING, 1) and message.last_error
 
     smtp_server.start()
-    assert outbox.deliver_due(now=message.next_attempt_at) == (1, 0)
+    assert delivery.deliver_due(now=message.next_attempt_at) == (1, 0)
     [pdf] = attachments(smtp_server.messages[0])
     assert invoice.number in pdf_text(pdf.get_content())

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from billing.documents import Document
 from billing.extensions import db
 from billing.models import AuditEvent, OutboxMessage, OutboxStatus, Role
+from billing.outbox import delivery
 from billing.services import ServiceError, outbox
 from tests.integrations.conftest import blank_pdf, smtp_server  # noqa: F401
 
@@ -61,10 +62,10 @@ def test_a_message_queued_in_a_transaction_that_rolls_back_is_never_sent(app, sm
         outbox.queue_email("sam@patient.test", "Subject", "Body", attachment=None, kind="test")
         db.session.rollback()  # the action failed after queueing its mail
         response = app.response_class("error page", status=500)
-        response = outbox.deliver_after_response(response)
+        response = delivery.deliver_after_response(response)
     response.close()  # the server finished sending the response: the after-response delivery runs
     assert all_messages() == []
-    assert outbox.deliver_due() == (0, 0)
+    assert delivery.deliver_due() == (0, 0)
     assert smtp_server.envelopes == []
 
 
@@ -73,11 +74,11 @@ def test_a_message_queued_in_a_transaction_that_rolls_back_is_never_sent(app, sm
 
 def test_deliver_due_sends_and_marks_sent(app, smtp_server):
     message = queue()
-    assert outbox.deliver_due() == (1, 0)
+    assert delivery.deliver_due() == (1, 0)
     message = reload(message)
     assert message.status == OutboxStatus.SENT and message.attempts == 1 and message.sent_at is not None
     assert [e.rcpt_tos for e in smtp_server.envelopes] == [["sam@patient.test"]]
-    assert outbox.deliver_due() == (0, 0)  # nothing twice
+    assert delivery.deliver_due() == (0, 0)  # nothing twice
     assert len(smtp_server.envelopes) == 1
 
 
@@ -85,19 +86,19 @@ def test_an_outage_keeps_the_message_until_the_server_is_back(app, smtp_server):
     message = queue()
     smtp_server.stop()
 
-    assert outbox.deliver_due(now=T0) == (0, 1)
+    assert delivery.deliver_due(now=T0) == (0, 1)
     message = reload(message)
     assert message.status == OutboxStatus.PENDING
     assert message.attempts == 1
     assert "Could not connect" in message.last_error and str(smtp_server.port) in message.last_error
     assert message.next_attempt_at == T0 + timedelta(minutes=1) > T0
 
-    assert outbox.deliver_due(now=T0 + timedelta(seconds=30)) == (0, 0)  # not due yet: no attempt
+    assert delivery.deliver_due(now=T0 + timedelta(seconds=30)) == (0, 0)  # not due yet: no attempt
     assert reload(message).attempts == 1
 
     smtp_server.start()
-    assert outbox.deliver_due(now=T0 + timedelta(minutes=2)) == (1, 0)
-    assert outbox.deliver_due(now=T0 + timedelta(days=1)) == (0, 0)
+    assert delivery.deliver_due(now=T0 + timedelta(minutes=2)) == (1, 0)
+    assert delivery.deliver_due(now=T0 + timedelta(days=1)) == (0, 0)
     message = reload(message)
     assert (message.status, message.attempts, message.sent_at) == (OutboxStatus.SENT, 2, T0 + timedelta(minutes=2))
     assert len(smtp_server.envelopes) == 1  # exactly once
@@ -109,18 +110,18 @@ def test_backoff_then_failed_then_the_retry_button_sends_it(app, smtp_server, lo
     smtp_server.stop()
     now = T0
     waits = []
-    for _ in range(outbox.MAX_ATTEMPTS - 1):
-        assert outbox.deliver_due(now=now) == (0, 1)
+    for _ in range(delivery.MAX_ATTEMPTS - 1):
+        assert delivery.deliver_due(now=now) == (0, 1)
         m = reload(message)
         assert m.status == OutboxStatus.PENDING
         waits.append(m.next_attempt_at - now)
         now = m.next_attempt_at
     assert waits == [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
                      timedelta(hours=12)]
-    assert outbox.deliver_due(now=now) == (0, 1)  # the last attempt
+    assert delivery.deliver_due(now=now) == (0, 1)  # the last attempt
     message = reload(message)
-    assert (message.status, message.attempts) == (OutboxStatus.FAILED, outbox.MAX_ATTEMPTS)
-    assert outbox.deliver_due(now=now + timedelta(days=30)) == (0, 0)  # a failed message waits for staff
+    assert (message.status, message.attempts) == (OutboxStatus.FAILED, delivery.MAX_ATTEMPTS)
+    assert delivery.deliver_due(now=now + timedelta(days=30)) == (0, 0)  # a failed message waits for staff
 
     smtp_server.start()
     client, _ = login(Role.FRONTDESK)
@@ -138,36 +139,36 @@ def test_backoff_then_failed_then_the_retry_button_sends_it(app, smtp_server, lo
 def test_with_the_server_unreachable_one_attempt_is_made_per_run(app, smtp_server):
     first, second = queue("first@patient.test"), queue("second@patient.test")
     smtp_server.stop()
-    assert outbox.deliver_due(now=T0) == (0, 1)
+    assert delivery.deliver_due(now=T0) == (0, 1)
     assert reload(first).attempts == 1
     second = reload(second)
     assert (second.attempts, second.last_error) == (0, "")  # untouched, still due
     smtp_server.start()
-    assert outbox.deliver_due(now=T0 + timedelta(minutes=1)) == (2, 0)
+    assert delivery.deliver_due(now=T0 + timedelta(minutes=1)) == (2, 0)
 
 
 def test_a_message_being_sent_by_one_worker_is_skipped_by_another(app, smtp_server):
     message = queue()
-    assert outbox._claim(message.id, T0)  # a worker took it, then died before it could say how it went
-    assert outbox.deliver_due(now=T0) == (0, 0)
-    assert outbox.deliver_due(now=T0 + outbox.CLAIM - timedelta(seconds=1)) == (0, 0)
+    assert delivery._claim(message.id, T0)  # a worker took it, then died before it could say how it went
+    assert delivery.deliver_due(now=T0) == (0, 0)
+    assert delivery.deliver_due(now=T0 + delivery.CLAIM - timedelta(seconds=1)) == (0, 0)
     assert smtp_server.envelopes == []
-    assert outbox.deliver_due(now=T0 + outbox.CLAIM) == (1, 0)  # the claim ran out: sent once
+    assert delivery.deliver_due(now=T0 + delivery.CLAIM) == (1, 0)  # the claim ran out: sent once
     assert reload(message).attempts == 2
     assert len(smtp_server.envelopes) == 1
 
 
 def test_a_refused_message_does_not_hold_up_the_rest(app, smtp_server, monkeypatch):
     first, second = queue("first@patient.test"), queue("second@patient.test")
-    real_send = outbox.mail.send
+    real_send = delivery.mail.send
 
     def refuse_first(email):
         if email["To"] == "first@patient.test":
-            raise outbox.mail.MailError("550 mailbox unavailable")
+            raise delivery.mail.MailError("550 mailbox unavailable")
         real_send(email)
 
-    monkeypatch.setattr(outbox.mail, "send", refuse_first)
-    assert outbox.deliver_due() == (1, 1)
+    monkeypatch.setattr(delivery.mail, "send", refuse_first)
+    assert delivery.deliver_due() == (1, 1)
     assert reload(first).last_error == "550 mailbox unavailable"
     assert reload(second).status == OutboxStatus.SENT
 
@@ -183,7 +184,7 @@ def test_send_mail_command_delivers_what_is_due(app, runner, smtp_server):
 
 def test_retry_refuses_a_sent_message(app, smtp_server):
     message = queue()
-    outbox.deliver_due()
+    delivery.deliver_due()
     with pytest.raises(ServiceError):
         outbox.retry(reload(message))
 
