@@ -6,11 +6,12 @@ import click
 from flask import g
 from flask.cli import AppGroup
 
-from billing.demo import seed_catalog
+from billing.demo import seed_activity, seed_catalog
 from billing.extensions import db
 from billing.models import Role
 from billing.outbox import delivery
 from billing.services import ServiceError, settings as settings_service, users
+from billing.timeutil import clinic_today
 
 billing_cli = AppGroup("billing", help="Billing administration commands.")
 
@@ -86,8 +87,11 @@ def reset_password(email: str, password: str) -> None:
 @billing_cli.command("seed-demo")
 @click.option("--seed", default=1, show_default=True, help="Same seed, same demo clinic and passwords.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when users already exist.")
-def seed_demo(seed: int, if_empty: bool) -> None:
-    """Fill an empty database with a demo clinic and one user per role; prints the passwords once."""
+@click.option("--patients", default=40, show_default=True, type=click.IntRange(min=0),
+              help="Demo patients with three months of visits and payments (0: none).")
+def seed_demo(seed: int, if_empty: bool, patients: int) -> None:
+    """Fill an empty database with a demo clinic, one user per role (prints the passwords once) and
+    three months of patients, visits, invoices and payments."""
     _cli_actor()
     if db.session.query(users.User.id).first() is not None:
         if if_empty:
@@ -103,8 +107,11 @@ def seed_demo(seed: int, if_empty: bool) -> None:
         password = _demo_password(rng)
         users.create_user(email, name, password, roles)
         logins.append((roles[0].label, email, password))
+    stats = seed_activity(rng, today=clinic_today(), months=3, patients=patients, progress=click.echo)
     db.session.commit()
     click.echo(f"Seeded the demo clinic {DEMO_CLINIC['name']!r} (seed {seed}).")
+    click.echo(f"Seeded {stats['patients']} patients, {stats['charges']} charges, {stats['invoices']} invoices, "
+               f"{stats['payments']} payments over {stats['months']} months.")
     click.echo("Demo logins (shown only now):")
     for label, email, password in logins:
         click.echo(f"  {label:<11} {email:<40} {password}")

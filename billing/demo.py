@@ -1,7 +1,23 @@
-"""The demo clinic's fee schedule, providers and CareCredit plans (used by `flask billing seed-demo`)."""
+"""The demo clinic (used by `flask billing seed-demo`): its fee schedule, providers and CareCredit plans,
+and a few months of patients, visits, invoices and payments."""
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import CareCreditPlan, Package, Provider, Service, ServiceCategory
+from billing.models import AdjustmentKind, CareCreditPlan, MoneyOrderIssuer, Package, Provider, Service, ServiceCategory
+from billing.money import Money
+from billing.services import charges as charges_service, invoices as invoices_service
+from billing.services import patients as patients_service, payments as payments_service
+from billing.services.balances import invoice_balance
+from billing.services.charges import ChargeInput
+from billing.services.payments import CareCreditInput, MoneyOrderInput
+from billing.timeutil import clinic_tz
 
 # code, name, CPT/HCPCS, category, price in cents, unit, NDC
 SERVICES = [
@@ -39,3 +55,240 @@ def seed_catalog() -> None:
                            units=6, price_cents=240000))
     db.session.add_all(Provider(name=n, credentials=c, npi=npi) for n, c, npi in PROVIDERS)
     db.session.add_all(CareCreditPlan(name=n, months=m, merchant_fee_bps=bps) for n, m, bps in PLANS)
+
+
+# --- A few months of activity ---------------------------------------------------------------------
+
+FIRST_NAMES = (
+    "Emma", "Olivia", "Ava", "Sophia", "Abigail", "Emily", "Hannah", "Grace", "Chloe", "Lily", "Natalie", "Megan",
+    "Rachel", "Sarah", "Laura", "Karen", "Linda", "Susan", "Heather", "Amanda", "Jessica", "Brenda", "Diane",
+    "Liam", "Noah", "Owen", "Caleb", "Ethan", "Lucas", "Mason", "Wyatt", "Henry", "Jacob", "Nathan", "Ryan",
+    "Michael", "David", "James", "Robert", "Thomas", "Daniel", "Kevin", "Brian", "Gary", "Scott", "Peter", "Paul",
+)
+LAST_NAMES = (
+    "Thibodeau", "Pelletier", "Michaud", "Ouellette", "Gagnon", "Cyr", "Levesque", "Dubois", "Bouchard", "Martin",
+    "Smith", "Johnson", "Brown", "Davis", "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "White", "Harris",
+    "Clark", "Lewis", "Walker", "Hall", "Allen", "Young", "King", "Wright", "Scott", "Green", "Baker", "Adams",
+    "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Morin", "Bernier", "Theriault",
+    "Libby", "Hamlin", "Larrabee", "Coffin", "Dyer", "Pinkham", "Sawyer",
+)
+STREETS = (
+    "Congress Street", "Forest Avenue", "Brighton Avenue", "Main Street", "Elm Street", "Pleasant Street",
+    "Ocean Avenue", "Pine Street", "Oak Street", "Maple Street", "Spring Street", "High Street", "School Street",
+    "Bridge Street", "Washington Avenue", "Stevens Avenue", "Cumberland Avenue", "Shore Road", "Route 1",
+    "Gray Road", "River Road", "Middle Street", "Water Street", "Union Street",
+)
+# city, ZIP code
+MAINE_TOWNS = (
+    ("Portland", "04101"), ("Portland", "04102"), ("Portland", "04103"), ("South Portland", "04106"),
+    ("Westbrook", "04092"), ("Scarborough", "04074"), ("Falmouth", "04105"), ("Yarmouth", "04096"),
+    ("Brunswick", "04011"), ("Bath", "04530"), ("Biddeford", "04005"), ("Saco", "04072"),
+    ("Lewiston", "04240"), ("Auburn", "04210"), ("Augusta", "04330"), ("Gorham", "04038"),
+    ("Windham", "04062"), ("Freeport", "04032"), ("Kennebunk", "04043"), ("Cape Elizabeth", "04107"),
+    ("Bangor", "04401"),
+)
+DEPRESSION_CODES = ("F33.2", "F33.1", "F32.9", "F32.A")
+CRPS_CODES = ("G90.511", "G90.512", "G90.521", "G90.522")
+COURTESY_REASONS = ("Courtesy discount: infusion started over an hour late.",
+                    "Courtesy discount: hardship, approved by Dr. Whitfield.")
+
+
+def _months_before(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, min(day.day, 28))
+
+
+def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients: int = 40,
+                  progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Register `patients` patients and play `months` months of clinic life up to yesterday through the
+    services (charges, invoices after each visit, money orders, CareCredit, an overpayment or two kept as
+    credit, a refund by check, a courtesy discount; some invoices left open). Only `rng` is random and
+    `today` (the clinic's) is the only clock, so a seed always gives the same clinic. Flushes; the
+    caller commits. Returns the counts of what it made."""
+    stats = {"patients": 0, "charges": 0, "invoices": 0, "payments": 0, "months": months}
+    start = _months_before(today, months)
+    days = [start + timedelta(n) for n in range((today - start).days)]
+    days = [d for d in days if d.weekday() < 5]  # past weekdays, today excluded
+    if patients <= 0 or len(days) < 10:
+        return stats
+    services = {s.code: s for s in db.session.scalars(sa.select(Service))}
+    series = db.session.scalar(sa.select(Package).where(Package.code == "SERIES-6"))
+    doctor, crna = (db.session.scalar(sa.select(Provider).where(Provider.name == n)) for n, _, _ in PROVIDERS)
+    plans = list(db.session.scalars(sa.select(CareCreditPlan).order_by(CareCreditPlan.months)))
+    tz = clinic_tz()
+
+    # Who comes, and when: every visit is an event (weekday index, order, sequence, kind, payload).
+    events: list[tuple] = []
+    sequence = itertools.count()
+
+    def at(index: int, order: int, kind: str, *payload) -> None:
+        if index < len(days):  # later than yesterday: it has not happened yet
+            heapq.heappush(events, (index, order, next(sequence), kind, payload))
+
+    people = []
+    names = set()
+    for n in range(patients):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        while (first, last) in names:
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        names.add((first, last))
+        age = rng.randint(22, 78)
+        city, postal = rng.choice(MAINE_TOWNS)
+        values = {
+            "first_name": first, "last_name": last,
+            "date_of_birth": date(today.year - age, 1, 1) + timedelta(rng.randrange(365)),
+            "email": f"{first}.{last}{rng.choice(('', '', str(rng.randint(1, 99))))}@example.com",
+            "phone": f"(207) 555-{rng.randint(100, 199):04d}",
+            "address_line1": f"{rng.randint(2, 980)} {rng.choice(STREETS)}",
+            "address_line2": f"Apt {rng.randint(1, 12)}" if rng.random() < 0.2 else "",
+            "city": city, "state": "ME", "postal_code": postal,
+        }
+        roll = rng.random()
+        kind = "consult" if roll < 0.1 else "crps" if roll < 0.3 else "depression"
+        person = {
+            "values": values, "kind": kind, "weight": rng.randint(52, 115), "last4": f"{rng.randrange(10000):04d}",
+            "codes": [rng.choice(CRPS_CODES if kind == "crps" else DEPRESSION_CODES)], "package": False,
+            "purchaser": f"{first} {last}" if rng.random() < 0.8 else f"{rng.choice(FIRST_NAMES)} {last}",
+        }
+        people.append(person)
+        begin = person["begin"] = rng.randrange(0, max(1, len(days) - 8))
+        at(begin, 0, "consult", person)
+        if kind == "consult":
+            continue
+        visit = begin + rng.randint(2, 8)
+        at(visit, 0, "np", person)
+        if kind == "crps":  # a loading run on consecutive weekdays, then monthly boosters
+            visit += rng.randint(3, 8)
+            for _ in range(rng.randint(3, 5)):
+                at(visit, 0, "crps", person)
+                visit += 1
+            while (visit := visit + rng.randint(18, 24)) < len(days):
+                at(visit, 0, "crps", person)
+        else:  # six infusions over two to three weeks, then boosters
+            visit += rng.randint(1, 5)
+            for _ in range(6):
+                at(visit, 0, "infusion", person)
+                visit += rng.randint(2, 3)
+            while (visit := visit + rng.randint(15, 30)) < len(days):
+                at(visit, 0, "booster", person)
+    # A couple of early depression patients buy the six-infusion series up front.
+    early = [p for p in people if p["kind"] == "depression" and p["begin"] < len(days) // 3]
+    early = early or [p for p in people if p["kind"] == "depression"]
+    for person in rng.sample(early, min(2, len(early))):
+        person["package"] = True
+
+    for person in people:
+        person["patient"] = patients_service.create_patient(person["values"], today=today)
+        stats["patients"] += 1
+    db.session.flush()
+    if progress:
+        progress(f"Registered {stats['patients']} patients; playing {months} months of visits...")
+
+    def charge(person, code, day, *, units=1, provider=None, start=None, minutes=0, use_package=False):
+        data = ChargeInput(service=services[code], date_of_service=day, units=units, provider=provider,
+                           icd10_codes=person["codes"], use_package=use_package)
+        if start is not None:
+            data.infusion_start = datetime.combine(day, start, tz)
+            data.infusion_stop = data.infusion_start + timedelta(minutes=minutes)
+        charges_service.post_charge(person["patient"], data, today=today)
+        stats["charges"] += 1
+
+    def infusion(person, day, code, extra_hours, dose_mg_per_kg, use_package=False):
+        start = time(rng.randint(8, 14), rng.choice((0, 15, 30, 45)))
+        # 40-55 minutes; each additional hour billed is more than 30 minutes past the previous one
+        minutes = 60 * extra_hours + rng.randint(35, 60) if extra_hours else rng.randint(40, 55)
+        charge(person, code, day, provider=crna, start=start, minutes=minutes, use_package=use_package)
+        if extra_hours:
+            charge(person, "INF-ADDL", day, units=extra_hours, provider=crna)
+        dose = min(24, max(2, round(person["weight"] * dose_mg_per_kg / 10)))
+        charge(person, "KET-DRUG", day, units=dose, provider=crna)
+        if rng.random() < 0.5:
+            charge(person, "ONDANS", day, units=4, provider=crna)
+
+    money_orders = itertools.count(1)
+    invoices_issued = itertools.count(1)
+    serials = set()
+
+    def invoice_visit(person, index: int) -> None:
+        day = days[index]
+        invoice = invoices_service.issue_invoice(person["patient"], today=day)
+        stats["invoices"] += 1
+        if not invoice.total_cents:
+            return
+        number = next(invoices_issued)
+        if number == 9:  # one courtesy discount, the rest paid
+            _courtesy(invoice, day)
+        if rng.random() < 0.15:
+            return  # left open: aging has something to show
+        at(index + (0 if rng.random() < 0.6 else rng.randint(1, 10)), 1, "pay", person, invoice)
+
+    def _courtesy(invoice, day) -> None:
+        amount = Money(rng.choice((2500, 5000, 7500)))
+        payments_service.adjust_invoice(invoice, AdjustmentKind.COURTESY, amount, rng.choice(COURTESY_REASONS),
+                                        today=day)
+
+    def pay(person, invoice, index: int) -> None:
+        day = days[index]
+        due = invoice_balance(invoice)
+        if not due.is_positive:
+            return
+        apply_to = [(invoice.id, due)]
+        if due.cents > 100000 or rng.random() < 0.4:
+            code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(6))
+            plan = plans[0] if due.cents < 100000 else rng.choice(plans[1:4] if due.cents < 250000 else plans[3:])
+            payments_service.record_carecredit(
+                person["patient"], due, CareCreditInput(code, plan, person["last4"], True, True),
+                received_date=day, today=today, apply_to=apply_to)
+            stats["payments"] += 1
+            return
+        issuer = rng.choices((MoneyOrderIssuer.USPS, MoneyOrderIssuer.WESTERN_UNION, MoneyOrderIssuer.MONEYGRAM),
+                             weights=(6, 2, 2))[0]
+        digits = 10 if issuer == MoneyOrderIssuer.WESTERN_UNION else 11
+        serial = None
+        while serial is None or (issuer, serial) in serials:
+            serial = str(rng.randrange(10 ** (digits - 1), 10 ** digits))
+        serials.add((issuer, serial))
+        number = next(money_orders)
+        overpaid = number in (3, 8, 16)  # the first is refunded by check, the others stay as credit
+        amount = Money((due.cents // 5000 + 1) * 5000) if overpaid else due
+        payment = payments_service.record_money_order(
+            person["patient"], amount, MoneyOrderInput(issuer, serial, person["purchaser"], True, True, True),
+            received_date=day, today=today, apply_to=apply_to, confirm_overpayment=overpaid)
+        stats["payments"] += 1
+        if number == 3:
+            at(min(index + rng.randint(2, 4), len(days) - 1), 2, "refund", payment, amount - due)
+
+    while events:
+        index, _, _, kind, payload = heapq.heappop(events)
+        day = days[index]
+        if kind == "consult":
+            charge(payload[0], "CONSULT", day, provider=doctor)
+        elif kind == "np":
+            person = payload[0]
+            charge(person, "NP-VISIT", day, provider=doctor)
+            if person["package"]:
+                charges_service.sell_package(person["patient"], series, date_of_service=day, today=today,
+                                             provider=doctor)
+                stats["charges"] += 1
+                person["units_left"] = series.units
+            invoice_visit(person, index)
+        elif kind in ("infusion", "booster"):
+            person = payload[0]
+            prepaid = kind == "infusion" and person.get("units_left", 0) > 0
+            if prepaid:
+                person["units_left"] -= 1
+            infusion(person, day, "KET-INF" if kind == "infusion" else "BOOSTER",
+                     1 if rng.random() < 0.12 else 0, 0.5, use_package=prepaid)
+            invoice_visit(person, index)
+        elif kind == "crps":
+            infusion(payload[0], day, "CRPS-INF", rng.randint(1, 3), rng.choice((1.0, 1.5, 2.0)))
+            invoice_visit(payload[0], index)
+        elif kind == "pay":
+            pay(*payload, index)
+        elif kind == "refund":
+            payment, amount = payload
+            payments_service.refund_payment(
+                payment, amount, "Overpaid by money order; the difference was refunded by clinic check.",
+                today=day, check_number=str(rng.randint(1040, 1099)))
+    db.session.flush()
+    return stats

@@ -10,12 +10,16 @@ from werkzeug.security import check_password_hash
 from billing import create_app
 from billing.cli import DEMO_CLINIC
 from billing.extensions import db
-from billing.models import AuditEvent, Role, User
+from billing.models import AuditEvent, Invoice, InvoiceStatus, JournalLine, Patient, Role, User
+from billing.money import Money
+from billing.services import journal
+from billing.services.balances import patient_summary
 from billing.services.settings import get_settings
 from config import TestingConfig
 from tests.conftest import PASSWORD
 
 NEW_PASSWORD = "a different long passphrase"
+FEW = ["--patients", "3"]  # a little activity keeps these runs fast; one test seeds the default
 LOGIN_LINE = re.compile(r"^\s+(?P<role>\S.*?)\s+(?P<email>\S+@\S+)\s+(?P<password>\S+)$", re.M)
 
 
@@ -134,7 +138,7 @@ def test_reset_password_refuses_a_weak_password(runner, create_user):
 
 
 def test_seed_demo_fills_settings_and_one_user_per_role(runner):
-    result = runner.invoke(args=["billing", "seed-demo"])
+    result = runner.invoke(args=["billing", "seed-demo", *FEW])
 
     assert result.exit_code == 0, result.output
     clinic = get_settings()
@@ -155,7 +159,7 @@ def test_seed_demo_fills_settings_and_one_user_per_role(runner):
 
 
 def test_seed_demo_if_empty_on_a_seeded_database_prints_no_password(runner):
-    first = runner.invoke(args=["billing", "seed-demo"])
+    first = runner.invoke(args=["billing", "seed-demo", *FEW])
     passwords = printed_logins(first.output).values()
     assert len(passwords) == 3
 
@@ -169,7 +173,7 @@ def test_seed_demo_if_empty_on_a_seeded_database_prints_no_password(runner):
 
 
 def test_seed_demo_if_empty_seeds_an_empty_database(runner):
-    result = runner.invoke(args=["billing", "seed-demo", "--if-empty"])
+    result = runner.invoke(args=["billing", "seed-demo", "--if-empty", *FEW])
     assert result.exit_code == 0, result.output
     assert len(printed_logins(result.output)) == 3
     assert len(all_users()) == 3
@@ -185,8 +189,8 @@ def test_seed_demo_refuses_a_database_with_users(runner, create_user):
     assert get_settings().name == ""
 
 
-def _seed_fresh_database(tmp_path, name: str, seed: int) -> dict[str, str]:
-    """Run seed-demo against a new, migrated SQLite file and return the printed logins.
+def _seed_fresh_database(tmp_path, name: str, seed: int) -> tuple[dict[str, str], str]:
+    """Run seed-demo against a new, migrated SQLite file; return the printed logins and output.
 
     Each run needs an empty database; the command commits, so it gets one of its own
     rather than a savepoint in the shared test database.
@@ -196,20 +200,48 @@ def _seed_fresh_database(tmp_path, name: str, seed: int) -> dict[str, str]:
     with app.app_context():
         flask_migrate.upgrade()
     try:
-        result = app.test_cli_runner().invoke(args=["billing", "seed-demo", "--seed", str(seed)])
+        result = app.test_cli_runner().invoke(args=["billing", "seed-demo", "--seed", str(seed), *FEW])
         assert result.exit_code == 0, result.output
-        return printed_logins(result.output)
+        return printed_logins(result.output), result.output
     finally:
         with app.app_context():
             db.engine.dispose()
 
 
 def test_seed_demo_passwords_follow_the_seed(tmp_path):
-    first = _seed_fresh_database(tmp_path, "a.sqlite3", seed=7)
-    same = _seed_fresh_database(tmp_path, "b.sqlite3", seed=7)
-    other = _seed_fresh_database(tmp_path, "c.sqlite3", seed=8)
+    first, first_output = _seed_fresh_database(tmp_path, "a.sqlite3", seed=7)
+    same, same_output = _seed_fresh_database(tmp_path, "b.sqlite3", seed=7)
+    other, _ = _seed_fresh_database(tmp_path, "c.sqlite3", seed=8)
 
     assert len(first) == 3
     assert same == first
     assert other.keys() == first.keys()
     assert set(other.values()).isdisjoint(first.values())
+    assert same_output == first_output  # the same activity too
+
+
+def test_seed_demo_default_activity_keeps_the_books_balanced(runner):
+    result = runner.invoke(args=["billing", "seed-demo"])
+
+    assert result.exit_code == 0, result.output
+    counts = re.search(r"Seeded (\d+) patients, (\d+) charges, (\d+) invoices, (\d+) payments over 3 months\.",
+                       result.output)
+    assert counts, result.output
+    assert int(counts[1]) == 40 and all(int(n) > 40 for n in counts.groups()[1:])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Patient)) == 40
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Invoice)
+                             .where(Invoice.status == InvoiceStatus.OPEN)) > 0
+
+    unbalanced = db.session.execute(
+        sa.select(JournalLine.entry_id).group_by(JournalLine.entry_id)
+        .having(sa.func.sum(JournalLine.amount_cents) != 0)
+    ).all()
+    assert unbalanced == []
+    summaries = [patient_summary(p) for p in db.session.scalars(sa.select(Patient))]
+    owed = sum((s.due + s.uninvoiced for s in summaries), Money.zero())
+    credit = sum((s.credit for s in summaries), Money.zero())
+    assert credit.is_positive  # an overpayment kept as credit
+    assert journal.balance(journal.RECEIVABLES) == owed
+    assert journal.balance(journal.RECEIVABLES) + journal.balance(journal.PATIENT_CREDITS) == sum(
+        (s.balance for s in summaries), Money.zero())
+    assert {e.actor_label for e in db.session.scalars(sa.select(AuditEvent))} == {"cli"}
