@@ -7,6 +7,7 @@ stray tracker cannot slip in. Errors in the browser console (a script error, a
 Content-Security-Policy violation) fail the test too.
 """
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +161,23 @@ def staff(live_app) -> dict[Role, Staff]:
             user_service.create_user(person.email, person.name, person.password, [person.role])
         db.session.commit()
     return people
+
+
+def no_horizontal_scroll(page: Page, width: int = 375) -> None:
+    """Assert the settled page (loaded, fonts in place: a fallback font is wider) fits the screen."""
+    page.wait_for_load_state("load")
+    page.evaluate("document.fonts.ready.then(() => true)")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"the page is {scroll_width}px wide on a {width}px screen"
+
+
+def path_is(path: str) -> re.Pattern:
+    """A URL pattern for exactly this path on the live server (any query string)."""
+    return re.compile(rf"^http://127\.0\.0\.1:\d+{re.escape(path)}(\?.*)?$")
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()

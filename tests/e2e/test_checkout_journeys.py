@@ -18,6 +18,7 @@ from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import patients as patient_service
 from billing.timeutil import clinic_today
+from tests.e2e.conftest import no_horizontal_scroll, path_is, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +61,6 @@ def patient_owing(live_app, clinic):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def path_is(path: str) -> re.Pattern:
-    """A URL pattern for this path on the live server (any query string)."""
-    return re.compile(rf"^http://127\.0\.0\.1:\d+{re.escape(path)}(\?.*)?$")
-
-
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def serial() -> str:
     """A money-order serial no other test uses (the live database is shared by the module)."""
     return str(uuid.uuid4().int)[:11]
@@ -79,11 +68,6 @@ def serial() -> str:
 
 def figure(page: Page, name: str):
     return page.locator(f'[data-figure="{name}"]')
-
-
-def no_horizontal_scroll(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"the page is {width}px wide on a 375px screen"
 
 
 def payment_rows(page: Page):

@@ -1,6 +1,5 @@
 """Signing in and out through the real pages, for each role, on the tablet and a phone."""
 
-import re
 import uuid
 
 import pytest
@@ -10,6 +9,7 @@ from billing.extensions import db
 from billing.models import Role
 from billing.services import users as user_service
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import no_horizontal_scroll, path_is, sign_in
 
 HOMES = {
     Role.FRONTDESK: ("/frontdesk/", "Front desk"),
@@ -17,18 +17,6 @@ HOMES = {
     Role.ADMIN: ("/admin/", "Admin"),
 }
 AREA_LINKS = {Role.FRONTDESK: "Front desk", Role.BOOKKEEPER: "Books", Role.ADMIN: "Admin"}
-
-
-def path_is(path: str) -> re.Pattern:
-    """A URL pattern for exactly this path on the live server (any query string)."""
-    return re.compile(rf"^http://127\.0\.0\.1:\d+{re.escape(path)}(\?.*)?$")
-
-
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def main_nav(page: Page):
@@ -165,11 +153,6 @@ def test_admin_adds_a_user_who_can_then_sign_in(page, staff, screenshot):
     sign_in(page, email, PASSWORD)
     expect(page).to_have_url(path_is("/frontdesk/"))
     expect(page.get_by_text("Good to see you, Nora.")).to_be_visible()
-
-
-def no_horizontal_scroll(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"the page is {width}px wide on a 375px screen"
 
 
 def test_signing_in_on_a_phone_needs_no_sideways_scrolling(phone_page, staff, screenshot):
