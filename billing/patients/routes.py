@@ -127,7 +127,8 @@ def _account(patient: Patient) -> dict:
         "summary": balances.patient_summary(patient),
         "open_charges": [c for c in charges if c.status == ChargeStatus.OPEN],
         "charges": charges, "invoices": invoices, "invoice_balances": invoice_balances, "payments": payments,
-        "refunded": {p.id: balances.payment_refunded(p.id) for p in payments},
+        "refunded": {p.id: sum((Money(r.amount_cents) for r in refunds if r.payment_id == p.id), Money.zero())
+                     for p in payments},
         "purchases": [(p, balances.package_units_left(p)) for p in purchases],
         "timeline": timeline,
     }
