@@ -74,6 +74,17 @@ class Config:
     SMTP_TIMEOUT = _int("SMTP_TIMEOUT", 10)  # seconds per connection step
     MAIL_FROM = os.environ.get("MAIL_FROM", "billing@localhost")
 
+    # Stripe (billing/integrations/stripe_gateway.py). Without a secret key the card tab says
+    # cards are not set up. STRIPE_API_BASE points the SDK elsewhere (localstripe in tests);
+    # STRIPE_JS_URL is where pages load Stripe.js from (always Stripe's own in production).
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+    STRIPE_TIMEOUT = _int("STRIPE_TIMEOUT", 20)  # seconds per API call
+    # Signed "pay this invoice" links in emailed invoices stay valid this many days.
+    PAY_LINK_DAYS = _int("PAY_LINK_DAYS", 30)
 
     @classmethod
     def init_app(cls, app) -> None:
@@ -96,6 +107,10 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     # Fast hashing in tests only; every other environment uses scrypt.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+    STRIPE_SECRET_KEY = "sk_test_not_a_real_key"
+    STRIPE_PUBLISHABLE_KEY = "pk_test_not_a_real_key"
+    STRIPE_WEBHOOK_SECRET = "whsec_testing_only"
+    STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens; tests that use Stripe start localstripe
 
 
 class ProductionConfig(Config):

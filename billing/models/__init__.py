@@ -14,13 +14,17 @@ from billing.models.payments import (
     MoneyOrderIssuer, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.models.settings import ClinicSettings
+from billing.models.stripe import (
+    CardChannel, CardDetails, CardRefundRequest, CardRefundStatus, Dispute, DisputeOutcome, StripeBalanceTransaction,
+    StripeEvent, StripePayout,
+)
 from billing.models.users import Role, User, UserRole
 
 __all__ = [
     "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
-    "AuditEvent", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
-    "Counter", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
+    "AuditEvent", "CardChannel", "CardDetails", "CardRefundRequest", "CardRefundStatus", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
+    "Counter", "Dispute", "DisputeOutcome", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
     "MoneyOrderDetails", "MoneyOrderIssuer", "OutboxMessage", "OutboxStatus", "Package", "PackagePurchase", "Patient", "Payment",
     "PaymentMethod", "PaymentStatus", "PeriodStatus", "Provider", "Receipt", "Refund", "RefundKind", "Role",
-    "Service", "ServiceCategory", "User", "UserRole",
+    "Service", "ServiceCategory", "StripeBalanceTransaction", "StripeEvent", "StripePayout", "User", "UserRole",
 ]

@@ -45,6 +45,7 @@ class Payment(db.Model):
 
     money_order: so.Mapped["MoneyOrderDetails | None"] = so.relationship(lazy="joined")
     carecredit: so.Mapped["CareCreditDetails | None"] = so.relationship(lazy="joined")
+    card: so.Mapped["CardDetails | None"] = so.relationship(lazy="joined")
     patient = so.relationship("Patient")
     received_by = so.relationship("User")
 
@@ -124,6 +125,7 @@ class Refund(db.Model):
     reason: so.Mapped[str] = so.mapped_column(sa.String(200))
     check_number: so.Mapped[str] = so.mapped_column(sa.String(20), default="")  # money order refunds
     return_reference: so.Mapped[str] = so.mapped_column(sa.String(40), default="")  # CareCredit returns
+    stripe_refund_id: so.Mapped[str | None] = so.mapped_column(sa.String(64), unique=True, index=True)  # card refunds
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     created_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
 

@@ -322,26 +322,41 @@ def _lock_payment(payment: Payment) -> Payment:
 
 def refund_payment(payment: Payment, amount: Money, reason: str, *, today: date,
                    check_number: str = "", return_reference: str = "") -> Refund:
-    """Give money back on a payment: first out of the patient's credit, then by reopening what the
+    """Give money back on a money order or CareCredit payment (card payments are refunded through
+    Stripe: services/card_payments.py): first out of the patient's credit, then by reopening what the
     payment paid (newest first). Posts receivables/credits against the method's refund account.
     Raises ServiceError for a payment that is not settled, more than remains refundable, no reason,
     or missing method details (check number for money orders, return reference for CareCredit)."""
     _lock_patient(payment.patient_id)
     payment = _lock_payment(payment)
+    check_refund(payment, amount, reason, refundable=Money(payment.amount_cents) - payment_refunded(payment.id))
+    if payment.method == PaymentMethod.CARD:
+        raise ServiceError("Card payments are refunded through Stripe, from the payment's page.")
+    if payment.method == PaymentMethod.MONEY_ORDER and not check_number.strip():
+        raise ServiceError("Enter the number of the clinic check that refunds the money order.", "check_number")
+    if payment.method == PaymentMethod.CARECREDIT and not return_reference.strip():
+        raise ServiceError("Enter the return reference from the CareCredit provider site.", "return_reference")
+    return post_refund(payment, amount, reason, today=today, check_number=check_number.strip(),
+                       return_reference=return_reference.strip())
+
+
+def check_refund(payment: Payment, amount: Money, reason: str, *, refundable: Money) -> None:
+    """Raise ServiceError unless `amount` can be refunded on the (locked) payment."""
     if payment.status not in SETTLED:
         raise ServiceError("Only a completed payment can be refunded.")
-    refundable = Money(payment.amount_cents) - payment_refunded(payment.id)
     if not amount.is_positive:
         raise ServiceError("Enter an amount greater than zero.", "amount")
     if amount > refundable:
         raise ServiceError(f"At most {refundable} of this payment can be refunded.", "amount")
     if not reason.strip():
         raise ServiceError("Say why the money is refunded.", "reason")
-    if payment.method == PaymentMethod.MONEY_ORDER and not check_number.strip():
-        raise ServiceError("Enter the number of the clinic check that refunds the money order.", "check_number")
-    if payment.method == PaymentMethod.CARECREDIT and not return_reference.strip():
-        raise ServiceError("Enter the return reference from the CareCredit provider site.", "return_reference")
+
+
+def post_refund(payment: Payment, amount: Money, reason: str, *, today: date, **details) -> Refund:
+    """Write a refund the caller has checked (patient and payment locked): out of the patient's credit
+    first, then by reopening what the payment paid; the journal entry, the status and the receipt."""
     journal.ensure_period_open(today)
+    refunded_before = payment_refunded(payment.id)
     shortfall = amount - patient_credit(payment.patient_id)
     reopened = Money.zero()
     if shortfall.is_positive:
@@ -349,10 +364,10 @@ def refund_payment(payment: Payment, amount: Money, reason: str, *, today: date,
         if reopened < shortfall:
             reopened += _unapply(_outstanding_allocations(patient_id=payment.patient_id), shortfall - reopened)
     refund = Refund(payment_id=payment.id, kind=RefundKind.REFUND, amount_cents=amount.cents, refund_date=today,
-                    reason=reason.strip(), check_number=check_number.strip(),
-                    return_reference=return_reference.strip(), created_by_id=audit.current_actor_id())
+                    reason=reason.strip(), created_by_id=audit.current_actor_id(), **details)
     db.session.add(refund)
-    payment.status = PaymentStatus.REFUNDED if amount == refundable else PaymentStatus.PARTIALLY_REFUNDED
+    fully = refunded_before + amount == Money(payment.amount_cents)
+    payment.status = PaymentStatus.REFUNDED if fully else PaymentStatus.PARTIALLY_REFUNDED
     journal.post(today, f"Refund of {payment.method.label.lower()} payment #{payment.id}", refund, [
         (journal.RECEIVABLES, reopened, payment.patient_id),
         (journal.PATIENT_CREDITS, amount - reopened, payment.patient_id),
@@ -379,10 +394,7 @@ def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
         raise ServiceError("Say why the money order came back.", "reason")
     journal.ensure_period_open(today)
     amount = Money(payment.amount_cents)
-    reopened = _unapply(_outstanding_allocations(payment_id=payment.id))
-    shortfall = amount - patient_credit(payment.patient_id) - reopened
-    if shortfall.is_positive:
-        reopened += _unapply(_outstanding_allocations(patient_id=payment.patient_id), shortfall)
+    reopened = take_back(payment, amount)
     refund = Refund(payment_id=payment.id, kind=RefundKind.RETURN, amount_cents=amount.cents, refund_date=today,
                     reason=reason.strip(), created_by_id=audit.current_actor_id())
     db.session.add(refund)
@@ -396,6 +408,17 @@ def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
     audit.record("payment.return", payment, changes={"amount": amount.plain(), "reason": reason.strip(),
                                                      "reopened": reopened.plain()})
     return refund
+
+
+def take_back(payment: Payment, amount: Money) -> Money:
+    """Money of a payment that went back to the payer without a refund from us (a returned money
+    order, a lost card dispute): undo what it paid, newest first, and what the patient's credit cannot
+    cover of the rest. Returns the amount reopened on invoices; the caller posts the entry."""
+    reopened = _unapply(_outstanding_allocations(payment_id=payment.id), amount)
+    shortfall = amount - patient_credit(payment.patient_id) - reopened
+    if shortfall.is_positive:
+        reopened += _unapply(_outstanding_allocations(patient_id=payment.patient_id), shortfall)
+    return reopened
 
 
 def adjust_invoice(invoice: Invoice, kind: AdjustmentKind, amount: Money, reason: str, *, today: date) -> Adjustment:
