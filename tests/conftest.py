@@ -36,6 +36,8 @@ from config import TestingConfig
 
 PASSWORD = "correct horse battery staple"
 
+pytest_plugins = ["tests.stripe_support"]
+
 
 # --- no network ----------------------------------------------------------------------
 

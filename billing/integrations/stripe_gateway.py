@@ -33,6 +33,10 @@ class NotConfigured(GatewayError):
     pass
 
 
+class Unreachable(GatewayError):
+    """No answer (connection failed or timed out): Stripe may or may not have acted; retry with the same key."""
+
+
 class BadSignature(Exception):
     """A webhook whose signature does not verify (forged, altered, stale or unsigned)."""
 
@@ -92,8 +96,8 @@ def _call(function, *args, **kwargs):
     except stripe.CardError as error:
         raise CardDeclined(error.user_message or "The card was declined. Try another card.") from error
     except stripe.APIConnectionError as error:
-        raise GatewayError("Stripe could not be reached, so nothing was charged or refunded. "
-                           "Check the internet connection and try again.") from error
+        raise Unreachable("Stripe did not answer, so nothing is recorded as paid or refunded. Check the "
+                          "internet connection and try again: Stripe never charges or refunds twice for a retry.") from error
     except stripe.RateLimitError as error:
         raise GatewayError("Stripe is busy. Wait a moment and try again.") from error
     except stripe.AuthenticationError as error:
