@@ -120,3 +120,74 @@ def signed_event(event_type: str, obj: dict, *, secret: str = WEBHOOK_SECRET, ev
     body = json.dumps(event).encode()
     signature = hmac.new(secret.encode(), f"{created}.".encode() + body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "Stripe-Signature": f"t={created},v1={signature}"}
+
+
+# --- Stripe objects as its API documents them (https://docs.stripe.com/api), for the events ---------
+
+
+def _stripe_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def intent_object(payment_id: int, amount_cents: int, *, intent_id: str | None = None, status: str = "succeeded",
+                  charge: str | dict | None = None, error_message: str | None = None) -> dict:
+    """A PaymentIntent as payment_intent.* events carry it: latest_charge is an id unless expanded."""
+    intent_id = intent_id or _stripe_id("pi")
+    succeeded = status == "succeeded"
+    return {
+        "id": intent_id, "object": "payment_intent", "amount": amount_cents, "amount_capturable": 0,
+        "amount_received": amount_cents if succeeded else 0, "capture_method": "automatic_async",
+        "client_secret": f"{intent_id}_secret_{uuid.uuid4().hex[:16]}", "confirmation_method": "automatic",
+        "created": int(time.time()), "currency": "usd", "customer": None, "description": None,
+        "last_payment_error": None if error_message is None else {
+            "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+            "message": error_message, "charge": _stripe_id("ch")},
+        "latest_charge": charge if charge is not None else (_stripe_id("ch") if succeeded else None),
+        "livemode": False, "metadata": {"app_payment_id": str(payment_id)}, "next_action": None,
+        "payment_method": _stripe_id("pm"), "payment_method_types": ["card"], "status": status,
+    }
+
+
+def refund_object(charge: dict, amount_cents: int, *, refund_id: str | None = None, status: str = "succeeded",
+                  metadata: dict | None = None) -> dict:
+    return {"id": refund_id or _stripe_id("re"), "object": "refund", "amount": amount_cents,
+            "balance_transaction": _stripe_id("txn"), "charge": charge["id"], "created": int(time.time()),
+            "currency": "usd", "metadata": metadata or {}, "payment_intent": charge["payment_intent"],
+            "reason": "requested_by_customer", "status": status}
+
+
+def charge_object(intent: dict, *, refunds: list[dict] | None = None, with_refund_list: bool = True,
+                  amount_refunded: int | None = None) -> dict:
+    """A Charge as charge.* events carry it. Since API version 2022-11-15 `refunds` is left out
+    unless expanded (with_refund_list=False); amount_refunded is always there."""
+    charge_id = intent["latest_charge"] if isinstance(intent["latest_charge"], str) else intent["latest_charge"]["id"]
+    refunds = refunds or []
+    refunded = sum(r["amount"] for r in refunds) if amount_refunded is None else amount_refunded
+    charge = {
+        "id": charge_id, "object": "charge", "amount": intent["amount"], "amount_captured": intent["amount"],
+        "amount_refunded": refunded, "balance_transaction": _stripe_id("txn"), "captured": True,
+        "created": int(time.time()), "currency": "usd", "disputed": False, "livemode": False,
+        "metadata": intent["metadata"], "paid": True, "payment_intent": intent["id"],
+        "payment_method": intent["payment_method"],
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242", "exp_month": 8,
+                                                            "exp_year": 2030, "funding": "credit"}},
+        "refunded": refunded >= intent["amount"], "status": "succeeded",
+    }
+    if with_refund_list:
+        charge["refunds"] = {"object": "list", "data": refunds, "has_more": False, "total_count": len(refunds),
+                             "url": f"/v1/charges/{charge_id}/refunds"}
+    return charge
+
+
+def dispute_object(intent: dict, amount_cents: int | None = None, *, dispute_id: str | None = None,
+                   status: str = "needs_response", reason: str = "fraudulent") -> dict:
+    """A Dispute as charge.dispute.* events carry it (status won or lost once closed)."""
+    charge = intent["latest_charge"] if isinstance(intent["latest_charge"], str) else intent["latest_charge"]["id"]
+    return {
+        "id": dispute_id or _stripe_id("dp"), "object": "dispute", "amount": amount_cents or intent["amount"],
+        "balance_transactions": [], "charge": charge, "created": int(time.time()), "currency": "usd",
+        "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False, "past_due": False,
+                             "submission_count": 0},
+        "is_charge_refundable": False, "livemode": False, "metadata": {}, "payment_intent": intent["id"],
+        "reason": reason, "status": status,
+    }

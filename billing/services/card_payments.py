@@ -221,7 +221,8 @@ def refund_done(request: CardRefundRequest, stripe_refund_id: str | None, *, tod
     payment = _lock_payment(request.payment)
     request = db.session.scalars(sa.select(CardRefundRequest).where(CardRefundRequest.id == request.id)
                                  .with_for_update().execution_options(populate_existing=True)).one()
-    existing = stripe_refund_id and db.session.scalar(sa.select(Refund).where(Refund.stripe_refund_id == stripe_refund_id))
+    existing = (db.session.scalar(sa.select(Refund).where(Refund.stripe_refund_id == stripe_refund_id))
+                if stripe_refund_id else None)
     if request.refund_id is not None or existing is not None:
         request.refund_id = request.refund_id or existing.id
         request.status = CardRefundStatus.SUCCEEDED
@@ -250,10 +251,12 @@ def refund_failed(request: CardRefundRequest, message: str) -> None:
 def charge_refunded(charge: dict[str, Any], *, today: date) -> str:
     """Bring our refunds up to what Stripe says was refunded on the charge: requests of ours still
     pending are completed, anything else (a refund made in the Stripe Dashboard) is recorded as such.
-    Idempotent: only the difference is ever posted."""
+    Idempotent: only the difference is ever posted, and never beyond the charge's amount_refunded.
+    Raises ValueError when Stripe refunded more than is refundable here or a payment not settled."""
     payment = _payment_for_charge(charge)
     if payment is None:
         return "not a payment of this app"
+    total = Money(charge.get("amount_refunded") or 0)
     refunds = [r for r in ((charge.get("refunds") or {}).get("data") or []) if r.get("status") == "succeeded"]
     posted = []
     for item in sorted(refunds, key=lambda r: r.get("created", 0)):
@@ -262,10 +265,11 @@ def charge_refunded(charge: dict[str, Any], *, today: date) -> str:
         request = _request_for_refund(payment, item)
         if request is not None:
             posted.append(refund_done(request, item["id"], today=today))
-        else:
+        elif payment_refunded(payment.id) + Money(item["amount"]) <= total:
+            # Not already posted without its id by an earlier event that carried only the total.
             posted.append(_dashboard_refund(payment, Money(item["amount"]), today, item["id"]))
     # Events without the refund list (current API versions): post what the total says is missing.
-    missing = Money(charge.get("amount_refunded") or 0) - payment_refunded(payment.id)
+    missing = total - payment_refunded(payment.id)
     if missing.is_positive:
         for request in _pending_requests(payment.id):
             if Money(request.amount_cents) <= missing:
@@ -323,13 +327,17 @@ def open_dispute(payment_id: int) -> Dispute | None:
 
 def dispute_opened(dispute: dict[str, Any], *, today: date) -> str:
     """The cardholder disputed a payment: Stripe holds the amount (Disputed card payments / Stripe
-    clearing). The payment is flagged until the dispute closes."""
+    clearing). The payment is flagged until the dispute closes. Raises ValueError for a payment whose
+    success we have not recorded yet (the event is refused, and Stripe sends it again). Writes the
+    Dispute, its journal entry, an audit event."""
     payment = _payment_for_charge({"id": dispute.get("charge"), "payment_intent": dispute.get("payment_intent")})
     if payment is None:
         return "not a payment of this app"
     record = db.session.scalar(sa.select(Dispute).where(Dispute.dispute_id == dispute["id"]))
     if record is not None:
         return f"dispute {dispute['id']} already recorded"
+    if payment.status in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+        raise ValueError(f"dispute {dispute['id']} on payment #{payment.id}, which has not succeeded here yet")
     amount = Money(dispute["amount"])
     record = Dispute(dispute_id=dispute["id"], payment_id=payment.id, amount_cents=amount.cents,
                      reason=(dispute.get("reason") or "")[:60], stripe_status=dispute.get("status") or "",
