@@ -10,7 +10,7 @@ from billing.demo import seed_activity, seed_catalog
 from billing.extensions import db
 from billing.models import Role
 from billing.outbox import delivery
-from billing.services import ServiceError, settings as settings_service, users
+from billing.services import ServiceError, payouts, settings as settings_service, users
 from billing.timeutil import clinic_today
 
 billing_cli = AppGroup("billing", help="Billing administration commands.")
@@ -123,3 +123,35 @@ def send_mail(limit: int) -> None:
     """Deliver the outbox's due email (run it from cron every minute or so)."""
     sent, failed = delivery.deliver_due(limit=limit)
     click.echo(f"Sent {sent}, failed {failed}.")
+
+
+# --- Stripe ------------------------------------------------------------------------------------------
+
+stripe_cli = AppGroup("stripe", help="Stripe payouts: import the reconciliation report, fetch from the API.")
+billing_cli.add_command(stripe_cli)
+
+
+@stripe_cli.command("import-payouts")
+@click.argument("report", type=click.File("r", encoding="utf-8-sig"))
+def import_payouts(report) -> None:
+    """Post the payouts in Stripe's itemized payout reconciliation CSV (safe to run again)."""
+    _cli_actor()
+    try:
+        result = payouts.import_reconciliation_csv(report.read())
+    except ServiceError as err:
+        raise click.ClickException(err.message) from None
+    db.session.commit()
+    click.echo(result.message())
+
+
+@stripe_cli.command("fetch-payouts")
+def fetch_payouts() -> None:
+    """Fetch and post the payouts Stripe reported paid (run it from cron after the webhook)."""
+    _cli_actor()
+    posted, failed = payouts.fetch_unposted()
+    click.echo(f"Posted {len(posted)} payout{'s' if len(posted) != 1 else ''}"
+               + (f": {', '.join(posted)}." if posted else "."))
+    for payout_id, reason in failed:
+        click.echo(f"Not posted {payout_id}: {reason}", err=True)
+    if failed:
+        click.get_current_context().exit(1)

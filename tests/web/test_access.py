@@ -23,6 +23,7 @@ EXPECTED: dict[str, object] = {
     "auth.change_password": ANY_STAFF,
     "frontdesk.home": {F},
     "books.home": {B},
+    "books.stripe_import": {A, B},
     "admin.home": {A},
     "admin.users_list": {A},
     "admin.user_new": {A},
