@@ -48,9 +48,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from billing import admin, auth, books, estimates, frontdesk, invoices, outbox, patients, payments
+    from billing import admin, auth, books, estimates, frontdesk, invoices, outbox, patients, payments, webhooks
 
-    for module in (auth, admin, frontdesk, patients, invoices, payments, books, outbox, estimates):
+    for module in (auth, admin, frontdesk, patients, invoices, payments, books, outbox, estimates, webhooks):
         app.register_blueprint(module.bp)
 
 
