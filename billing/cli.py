@@ -10,6 +10,7 @@ from billing.demo import seed_activity, seed_catalog
 from billing.extensions import db
 from billing.models import Role
 from billing.outbox import delivery
+from billing import stripe_payouts
 from billing.services import ServiceError, payouts, settings as settings_service, users
 from billing.timeutil import clinic_today
 
@@ -148,7 +149,7 @@ def import_payouts(report) -> None:
 def fetch_payouts() -> None:
     """Fetch and post the payouts Stripe reported paid (run it from cron after the webhook)."""
     _cli_actor()
-    posted, failed = payouts.fetch_unposted()
+    posted, failed = stripe_payouts.fetch_unposted()
     click.echo(f"Posted {len(posted)} payout{'s' if len(posted) != 1 else ''}"
                + (f": {', '.join(posted)}." if posted else "."))
     for payout_id, reason in failed:

@@ -5,12 +5,16 @@ from billing.forms import MoneyField, OneTimeForm, choices
 from billing.models import MoneyOrderIssuer
 
 
-class PaymentForm(OneTimeForm):
-    error_slots = ("verification",)
+class AmountForm(OneTimeForm):
+    """How much, and on which of the patient's open invoices (0: oldest first)."""
     amount = MoneyField("Amount", allow_zero=False, validators=[InputRequired("Enter the amount.")])
-    received_date = DateField("Received on", validators=[InputRequired("Enter the date.")])
     apply_to = SelectField("Apply to", coerce=int, validators=[Optional()],
                            description="Oldest invoices first, unless you choose one.")
+
+
+class PaymentForm(AmountForm):
+    error_slots = ("verification",)
+    received_date = DateField("Received on", validators=[InputRequired("Enter the date.")])
     confirm_overpayment = BooleanField("Keep what is more than the balance as the patient's credit")
     submit = SubmitField("Record payment")
 
@@ -39,6 +43,15 @@ class CareCreditForm(PaymentForm):
     id_checked = BooleanField("I checked the cardholder's photo ID")
     receipt_signed = BooleanField("The cardholder signed the CareCredit receipt")
     submit = SubmitField("Record CareCredit payment")
+
+
+class CardForm(AmountForm):
+    """The card tab: the card itself is typed into Stripe's Payment Element on the next page."""
+    submit = SubmitField("Continue to card")
+
+
+class TryAnotherCardForm(OneTimeForm):
+    submit = SubmitField("Try another card")
 
 
 class RefundForm(OneTimeForm):

@@ -9,7 +9,6 @@ still owes the clinic.
     payout_paid               payout.paid webhook: remember the payout, to be posted
     post_payout               post a payout from its balance transactions (the API's list)
     import_reconciliation_csv post the payouts of Stripe's itemized payout reconciliation CSV
-    fetch_unposted            worker: fetch and post every payout remembered from a webhook (commits)
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from billing.extensions import db
 from billing.integrations import stripe_gateway
@@ -41,7 +39,7 @@ def stripe_date(timestamp: int) -> date:
 
 def payout_paid(payout: dict[str, Any]) -> str:
     """Stripe paid out to the bank: remember the payout; its balance transactions are fetched and
-    posted after the webhook has answered (fetch_unposted). Writes the payout row once."""
+    posted after the webhook has answered (billing.stripe_payouts.fetch_unposted). Writes the payout row once."""
     if db.session.scalar(sa.select(StripePayout.id).where(StripePayout.payout_id == payout["id"])) is not None:
         return f"payout {payout['id']} already recorded"
     db.session.add(StripePayout(payout_id=payout["id"], amount_cents=int(payout["amount"]),
@@ -264,39 +262,3 @@ def summaries(*, ids: list[int] | None = None, limit: int = 20) -> list[PayoutSu
 
 
 # --- the worker --------------------------------------------------------------------------------------
-
-
-def fetch_unposted(limit: int = 50) -> tuple[list[str], list[tuple[str, str]]]:
-    """Fetch from Stripe and post every payout remembered from a webhook and not yet posted.
-
-    The one function here that commits (it is a worker, like billing.outbox.delivery): call it with
-    a session holding nothing of its own (the CLI; after the webhook's response). Stripe is asked
-    outside any transaction; each payout is posted and committed on its own, so one that fails
-    (Stripe refused, figures that do not add up, a closed month) is logged and left unposted for the
-    next run while the others are posted. Returns (payout ids posted, [(payout id, why it failed)]).
-    """
-    due = list(db.session.scalars(
-        sa.select(StripePayout.payout_id).where(StripePayout.posted.is_(False), StripePayout.source == "api")
-        .order_by(StripePayout.arrival_date, StripePayout.id).limit(limit)))
-    db.session.rollback()  # end the read before talking to Stripe
-    posted, failed = [], []
-    for payout_id in due:
-        try:
-            transactions = stripe_gateway.payout_balance_transactions(payout_id)
-            payout = db.session.scalars(sa.select(StripePayout).where(StripePayout.payout_id == payout_id)).one()
-            if post_payout(payout, transactions):
-                posted.append(payout_id)
-            db.session.commit()
-        except stripe_gateway.NotConfigured as err:
-            db.session.rollback()
-            failed.append((payout_id, err.message))
-            break  # every other payout would fail the same way
-        except (stripe_gateway.GatewayError, ServiceError) as err:
-            db.session.rollback()
-            current_app.logger.warning("Stripe payout %s not posted: %s", payout_id, err.message)
-            failed.append((payout_id, err.message))
-        except Exception as err:  # noqa: BLE001 - one bad payout must not stop the others
-            db.session.rollback()
-            current_app.logger.exception("Stripe payout %s could not be posted", payout_id)
-            failed.append((payout_id, str(err) or type(err).__name__))
-    return posted, failed

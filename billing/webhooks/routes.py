@@ -14,7 +14,8 @@ from billing.documents.receipts import receipt_pdf
 from billing.extensions import csrf, db, limiter
 from billing.integrations import stripe_gateway as gateway
 from billing.models import Patient, Payment
-from billing.services import ServiceError, audit, outbox, payouts, stripe_events
+from billing import stripe_payouts
+from billing.services import ServiceError, audit, outbox, stripe_events
 from billing.services import receipts as receipt_service
 from billing.services.settings import get_settings
 from billing.webhooks import bp
@@ -48,7 +49,7 @@ def stripe_webhook():
         return jsonify(received=True, duplicate=True)
     response = jsonify(received=True)
     if stored.type == "payout.paid":
-        _after_response(response, payouts.fetch_unposted)
+        _after_response(response, stripe_payouts.fetch_unposted)
     return response
 
 

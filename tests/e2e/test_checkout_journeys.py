@@ -166,7 +166,7 @@ def test_a_new_patient_pays_an_infusion_half_by_money_order_half_by_carecredit(d
 
     page.get_by_role("button", name="Take payment").click()
     page.get_by_role("navigation", name="Payment method").get_by_role("link", name="Card").click()
-    expect(page.get_by_text("Card payments through Stripe are coming soon.")).to_be_visible()
+    expect(page.get_by_role("button", name="Continue to card")).to_be_visible()
     screenshot(page, "checkout-11-card-tab")
     page.get_by_role("navigation", name="Payment method").get_by_role("link", name="CareCredit").click()
     expect(page.get_by_role("navigation", name="Payment method").get_by_role("link", name="CareCredit")) \

@@ -28,7 +28,7 @@ from billing.services import ServiceError, card_payments, journal, receipts
 from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import patients as patient_service
-from billing.services import payouts
+from billing import stripe_payouts
 from billing.timeutil import clinic_today
 from tests.services.conftest import (  # noqa: F401  (fixtures used below)
     TODAY, catalog, charge, invoice_for, ledger_snapshot, make_patient,
@@ -295,7 +295,7 @@ def test_a_dispute_closed_before_its_creation_arrives_is_posted_once(client, pai
 
 def test_payout_paid_is_recorded_and_fetched_only_after_the_response(client, monkeypatch):
     calls = []
-    monkeypatch.setattr(payouts, "fetch_unposted", lambda: calls.append("fetched"))
+    monkeypatch.setattr(stripe_payouts, "fetch_unposted", lambda: calls.append("fetched"))
     payout = {"id": "po_1OaFDbEcg9tTZuTg", "object": "payout", "amount": 125000, "arrival_date": 1774137600,
               "currency": "usd", "status": "paid", "method": "standard", "type": "bank_account"}
 

@@ -15,6 +15,7 @@ from billing.extensions import db
 from billing.integrations import stripe_gateway
 from billing.models import CardChannel, JournalEntry, JournalLine, Payment, StripeBalanceTransaction, StripePayout
 from billing.money import Money
+from billing import stripe_payouts
 from billing.services import card_payments, journal, payouts
 from billing.services import invoices as invoice_service
 from tests.services.conftest import close_month, refused, unbalanced_entries
@@ -378,7 +379,7 @@ def test_fetch_unposted_posts_each_payout_and_keeps_going_past_a_failure(app, mo
         return API_LIST["data"] if payout_id == PO2 else API_LIST["data"][1:2]
 
     monkeypatch.setattr(stripe_gateway, "payout_balance_transactions", balance_transactions)
-    posted, failed = payouts.fetch_unposted()
+    posted, failed = stripe_payouts.fetch_unposted()
 
     assert sorted(asked) == sorted([PO2, broken])
     assert posted == [PO2]
@@ -388,7 +389,7 @@ def test_fetch_unposted_posts_each_payout_and_keeps_going_past_a_failure(app, mo
     assert journal.balance(journal.BANK) == dollars("1724.13")
     # The next run asks only about the one still unposted.
     asked.clear()
-    assert payouts.fetch_unposted() == ([], failed)
+    assert stripe_payouts.fetch_unposted() == ([], failed)
     assert asked == [broken]
 
 
@@ -401,7 +402,7 @@ def test_fetch_unposted_stops_when_stripe_is_not_configured(app, monkeypatch):
         raise stripe_gateway.NotConfigured("Card payments are not set up")
 
     monkeypatch.setattr(stripe_gateway, "payout_balance_transactions", not_configured)
-    posted, failed = payouts.fetch_unposted()
+    posted, failed = stripe_payouts.fetch_unposted()
     assert posted == [] and len(failed) == 1
 
 

@@ -1,0 +1,7 @@
+from wtforms import SubmitField
+
+from billing.forms import OneTimeForm
+
+
+class PayForm(OneTimeForm):
+    submit = SubmitField("Pay by card")
