@@ -117,12 +117,27 @@ def _card_facts(payment: Payment, intent: dict[str, Any]) -> None:
     payment.card.payment_intent_id = intent["id"]
     charge = intent.get("latest_charge")
     if isinstance(charge, dict):
-        payment.card.charge_id = charge.get("id")
-        card = (charge.get("payment_method_details") or {}).get("card") or {}
-        payment.card.brand = (card.get("brand") or "")[:20]
-        payment.card.last4 = (card.get("last4") or "")[:4]
+        _charge_facts(payment, charge)
     elif isinstance(charge, str):
         payment.card.charge_id = charge
+
+
+def _charge_facts(payment: Payment, charge: dict[str, Any]) -> None:
+    payment.card.charge_id = charge.get("id")
+    card = (charge.get("payment_method_details") or {}).get("card") or {}
+    if card.get("last4"):
+        payment.card.brand = (card.get("brand") or "")[:20]
+        payment.card.last4 = str(card["last4"])[:4]
+
+
+def charge_succeeded(charge: dict[str, Any]) -> str:
+    """The charge behind a card payment: keep its id, the card's brand and last 4 (Stripe's
+    payment_intent events name the charge only by id). Moves no money."""
+    payment = _payment_for_charge(charge)
+    if payment is None:
+        return "not a payment of this app"
+    _charge_facts(payment, charge)
+    return f"payment #{payment.id}: card {payment.card.brand} {payment.card.last4}".rstrip()
 
 
 def intent_succeeded(intent: dict[str, Any], *, today: date) -> tuple[str, Payment | None]:

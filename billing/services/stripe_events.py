@@ -18,7 +18,7 @@ from billing.timeutil import clinic_today
 
 HANDLED = (
     "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-    "charge.refunded", "charge.dispute.created", "charge.dispute.closed", "payout.paid",
+    "charge.succeeded", "charge.refunded", "charge.dispute.created", "charge.dispute.closed", "payout.paid",
 )
 
 
@@ -51,6 +51,8 @@ def _apply(kind: str, obj: dict[str, Any], today) -> tuple[str, Payment | None]:
             return card_payments.intent_failed(obj), None
         case "payment_intent.canceled":
             return card_payments.intent_canceled(obj), None
+        case "charge.succeeded":
+            return card_payments.charge_succeeded(obj), None
         case "charge.refunded":
             return card_payments.charge_refunded(obj, today=today), None
         case "charge.dispute.created":

@@ -378,3 +378,17 @@ def test_a_dispute_on_a_payment_not_yet_succeeded_is_refused_for_a_retry(make_pa
         card_payments.dispute_opened(dispute_object(intent), today=TODAY)
 
     assert ledger_snapshot() == before and card_payments.open_dispute(payment.id) is None
+
+
+def test_charge_succeeded_keeps_the_cards_brand_and_last4_and_moves_no_money(paid):
+    patient, invoice, payment, intent = paid  # latest_charge came as a bare id, as in Stripe's events
+    assert (payment.card.brand, payment.card.last4) == ("", "")
+    before = ledger_snapshot()
+
+    outcome = card_payments.charge_succeeded(charge_object(intent))
+
+    assert (payment.card.charge_id, payment.card.brand, payment.card.last4) == (intent["latest_charge"], "visa", "4242")
+    assert outcome == f"payment #{payment.id}: card visa 4242"
+    assert ledger_snapshot() == before
+    assert card_payments.charge_succeeded({**charge_object(intent), "payment_intent": "pi_someone_else"}) == \
+        "not a payment of this app"
