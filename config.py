@@ -54,6 +54,14 @@ class Config:
     # Login attempts allowed per client IP and, separately, per account.
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute")
 
+    # Patient portal: sessions end after this many idle minutes; emailed sign-in links work once
+    # within PORTAL_LINK_MINUTES; document links in emails open their PDF for DOCUMENT_LINK_DAYS.
+    # Sign-in link requests allowed per client IP and, separately, per email address.
+    PORTAL_IDLE_MINUTES = _int("PORTAL_IDLE_MINUTES", 15)
+    PORTAL_LINK_MINUTES = _int("PORTAL_LINK_MINUTES", 15)
+    DOCUMENT_LINK_DAYS = _int("DOCUMENT_LINK_DAYS", 30)
+    PORTAL_RATE_LIMIT = os.environ.get("PORTAL_RATE_LIMIT", "5 per 15 minutes")
+
     # Clinic logo upload limit; request bodies are capped a little above it.
     LOGO_MAX_BYTES = _int("LOGO_MAX_BYTES", 512 * 1024)
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)

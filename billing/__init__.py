@@ -52,6 +52,8 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (auth, admin, frontdesk, patients, invoices, payments, books, outbox, estimates, webhooks):
         app.register_blueprint(module.bp)
+    from billing.portal import bp as portal_bp  # the patient portal (its own sessions, see billing/access.py)
+    app.register_blueprint(portal_bp)
     from billing.pay import bp as pay_bp  # the patient's pay-by-link pages (public)
     app.register_blueprint(pay_bp)
 

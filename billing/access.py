@@ -17,6 +17,7 @@ from flask_login import current_user, logout_user
 from billing.models import Role
 
 PUBLIC = "public"
+PATIENT = "patient"
 ANY_STAFF = frozenset(Role)
 
 
@@ -36,6 +37,13 @@ def roles_required(*roles: Role) -> Callable[[Callable], Callable]:
     return mark
 
 
+def patient_required(view: Callable) -> Callable:
+    """Mark a view as open only to a patient signed in to the portal: never to staff, whose sessions
+    are separate (billing/portal/session.py)."""
+    view.access = PATIENT
+    return view
+
+
 def enforce_access():
     """before_request: end idle staff sessions, then apply the view's declared access."""
     if request.endpoint is None or request.endpoint == "static":
@@ -52,6 +60,10 @@ def enforce_access():
         return None
     if access is None:
         abort(403)
+    if access == PATIENT:
+        from billing.portal.session import enforce_portal_session
+
+        return enforce_portal_session()
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path))
     if not current_user.has_role(*access):

@@ -5,15 +5,15 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, send_file
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from werkzeug import Response
 
 from billing.documents import Document
 
 from billing.extensions import db
 from billing.forms import OneTimeForm, apply_service_error
-from billing.models import Patient
-from billing.services import ServiceError, audit, outbox, submissions
+from billing.models import Invoice, Patient, Receipt
+from billing.services import ServiceError, audit, outbox, portal, submissions
 from billing.services.settings import get_settings
 from billing.timeutil import clinic_tz
 
@@ -66,9 +66,10 @@ def email_document(patient: Patient, render: Callable[[], Document], *, kind: st
         return redirect(back)
     clinic = get_settings()
     subject = f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}"
-    body = render_template("email/document.txt", patient=patient, what=what)
     try:
         document = render()
+        link = document_link_for(about)
+        body = render_template("email/document.txt", patient=patient, what=what, link=link)
         message = outbox.queue_email(patient.email, subject, body, attachment=document, patient=patient, kind=kind)
     except ServiceError as err:
         db.session.rollback()
@@ -79,3 +80,13 @@ def email_document(patient: Patient, render: Callable[[], Document], *, kind: st
     db.session.commit()
     flash(f"Queued for {message.to_address}; see the outbox for delivery.", "success")
     return redirect(back)
+
+
+def document_link_for(about: Any) -> dict | None:
+    """A signed link that opens an emailed receipt or invoice without signing in (DOCUMENT_LINK_DAYS),
+    for the email's body; None for other documents."""
+    if not isinstance(about, Invoice | Receipt):
+        return None
+    days = current_app.config["DOCUMENT_LINK_DAYS"]
+    token = portal.create_document_link(about, days=days)
+    return {"url": url_for("portal.document_link", token=token, _external=True), "days": days}

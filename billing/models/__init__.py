@@ -9,6 +9,10 @@ from billing.models.charges import Charge, ChargeStatus, PackagePurchase
 from billing.models.invoices import Invoice, InvoiceLine, InvoiceStatus
 from billing.models.journal import Account, AccountingPeriod, AccountType, Counter, JournalEntry, JournalLine, PeriodStatus
 from billing.models.patients import Patient
+from billing.models.portal import (
+    DocumentLink, DocumentLinkKind, DocumentRequest, DocumentRequestKind, DocumentRequestStatus, PortalAccount,
+    PortalSignInToken,
+)
 from billing.models.payments import (
     Adjustment, AdjustmentKind, Allocation, CareCreditDetails, FormSubmission, MoneyOrderDetails,
     MoneyOrderIssuer, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
@@ -23,8 +27,9 @@ from billing.models.users import Role, User, UserRole
 __all__ = [
     "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
     "AuditEvent", "CardChannel", "CardDetails", "CardRefundRequest", "CardRefundStatus", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
-    "Counter", "Dispute", "DisputeOutcome", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
+    "Counter", "Dispute", "DisputeOutcome", "DocumentLink", "DocumentLinkKind", "DocumentRequest",
+    "DocumentRequestKind", "DocumentRequestStatus", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
     "MoneyOrderDetails", "MoneyOrderIssuer", "OutboxMessage", "OutboxStatus", "Package", "PackagePurchase", "Patient", "Payment",
-    "PaymentMethod", "PaymentStatus", "PeriodStatus", "Provider", "Receipt", "Refund", "RefundKind", "Role",
+    "PaymentMethod", "PaymentStatus", "PeriodStatus", "PortalAccount", "PortalSignInToken", "Provider", "Receipt", "Refund", "RefundKind", "Role",
     "Service", "ServiceCategory", "StripeBalanceTransaction", "StripeEvent", "StripePayout", "User", "UserRole",
 ]

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
-from billing.patients import routes, superbill_routes  # noqa: E402,F401
+from billing.patients import portal_routes, routes, superbill_routes  # noqa: E402,F401

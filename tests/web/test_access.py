@@ -12,6 +12,7 @@ from billing.models import Role
 from tests.conftest import log_in
 
 PUBLIC = "public"
+PATIENT = "patient"  # a portal session only (tests/web/test_portal.py signs patients in)
 ANY_STAFF = frozenset(Role)
 A, F, B = Role.ADMIN, Role.FRONTDESK, Role.BOOKKEEPER
 
@@ -100,6 +101,27 @@ EXPECTED: dict[str, object] = {
     "estimates.detail": {F},
     "estimates.pdf": {F},
     "estimates.mark_given": {F},
+    # The patient portal: its own sessions; staff are refused, anonymous visitors go to its sign-in.
+    "portal.sign_in": PUBLIC,
+    "portal.sign_in_link": PUBLIC,
+    "portal.sign_out": PUBLIC,
+    "portal.document_link": PUBLIC,  # the signed token in the URL is the access
+    "portal.home": PATIENT,
+    "portal.documents": PATIENT,
+    "portal.invoice": PATIENT,
+    "portal.invoice_download": PATIENT,
+    "portal.receipt_download": PATIENT,
+    "portal.estimate": PATIENT,
+    "portal.estimate_download": PATIENT,
+    "portal.request_document": PATIENT,
+    "portal.statement_download": PATIENT,
+    "portal.superbill_download": PATIENT,
+    # The front desk's side of the portal (portal requests can be superbills: never the bookkeeper's).
+    "patients.portal_invite": {F},
+    "patients.portal_revoke": {F},
+    "patients.document_link_revoke": {F, B},
+    "patients.portal_requests": {F},
+    "patients.portal_request_done": {F},
     # Stripe calls it unsigned-in; the signature over the body is its authentication.
     "webhooks.stripe_webhook": PUBLIC,
 }
@@ -130,7 +152,8 @@ def _url(rule: Rule, target_user_id: int) -> str:
 
 @pytest.mark.parametrize("who", WHO, ids=lambda r: r.value if r else "anonymous")
 def test_route_access(app, create_user, who):
-    """For each route and method: allowed roles get through, others get 403, anonymous goes to sign-in."""
+    """For each route and method: allowed roles get through, others get 403, anonymous goes to sign-in
+    (the portal's own for portal pages, which refuse every staff role)."""
     target = create_user(Role.FRONTDESK, name="Target")
     client = app.test_client()
     if who is not None:
@@ -145,6 +168,9 @@ def test_route_access(app, create_user, who):
         signed_in_redirect = response.status_code == 302 and "/login" in response.location
         if expected == PUBLIC:
             ok = response.status_code != 403
+        elif expected == PATIENT:
+            portal_redirect = response.status_code == 302 and response.location.endswith("/portal/sign-in")
+            ok = portal_redirect if who is None else response.status_code == 403
         elif who is None:
             ok = signed_in_redirect
         elif who in expected:

@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+from billing.portal import routes  # noqa: E402,F401
