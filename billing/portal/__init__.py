@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
-from billing.portal import routes  # noqa: E402,F401
+from billing.portal import pay_routes, routes  # noqa: E402,F401

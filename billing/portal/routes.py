@@ -20,7 +20,8 @@ from billing.documents.statements import statement_pdf
 from billing.documents.superbill import superbill_data, superbill_pdf
 from billing.errors import MESSAGES
 from billing.extensions import db, limiter
-from billing.models import DocumentRequestKind, Invoice, Receipt
+from billing.integrations import stripe_gateway as gateway
+from billing.models import DocumentRequestKind, Invoice, InvoiceStatus, Receipt
 from billing.portal import bp, session as portal_session
 from billing.portal.forms import ContinueForm, DocumentRequestForm, PeriodForm, SignInForm
 from billing.reports import portal as portal_report
@@ -111,9 +112,11 @@ def sign_out():
 @patient_required
 def home():
     patient = _patient()
-    return render_template("portal/home.html", patient=patient, summary=balances.patient_summary(patient),
+    summary = balances.patient_summary(patient)
+    return render_template("portal/home.html", patient=patient, summary=summary,
                            invoices=[i for i in portal_report.invoice_rows(patient) if i.due.is_positive],
-                           receipts=portal_report.receipt_rows(patient)[:3])
+                           receipts=portal_report.receipt_rows(patient)[:3],
+                           pay_url=url_for("portal.pay") if gateway.is_configured() else None)
 
 
 @bp.route("/documents")
@@ -139,7 +142,9 @@ def invoice(invoice_id: int):
     invoice = _own(portal_report.invoice_of, invoice_id)
     audit.record("portal.document_view", invoice, changes={"via": "page"})
     db.session.commit()
-    return render_template("portal/invoice.html", invoice=invoice, data=invoice_data(invoice))
+    payable = invoice.status == InvoiceStatus.OPEN and gateway.is_configured()
+    return render_template("portal/invoice.html", invoice=invoice, data=invoice_data(invoice),
+                           pay_url=url_for("portal.pay_invoice", invoice_id=invoice.id) if payable else None)
 
 
 @bp.route("/invoices/<int:invoice_id>.pdf")

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    Charge, ChargeStatus, DocumentRequest, DocumentRequestStatus, EstimateStatus, GoodFaithEstimate, Invoice,
-    InvoiceStatus, Patient, Payment, Receipt, Refund,
+    CardChannel, CardDetails, Charge, ChargeStatus, DocumentRequest, DocumentRequestStatus, EstimateStatus,
+    GoodFaithEstimate, Invoice, InvoiceStatus, Patient, Payment, PaymentStatus, Receipt, Refund,
 )
 from billing.money import Money
 from billing.services import balances
@@ -86,6 +86,17 @@ def has_services(patient: Patient, start: date, end: date) -> bool:
     return db.session.scalar(sa.select(sa.exists().where(
         Charge.patient_id == patient.id, Charge.status != ChargeStatus.VOID,
         Charge.date_of_service >= start, Charge.date_of_service <= end)))
+
+
+def pending_portal_payment(patient: Patient, invoice: Invoice | None, amount: Money) -> Payment | None:
+    """A card payment the patient already started in the portal for the same invoice (or the balance)
+    and amount: pressing Pay again resumes it rather than starting a second one."""
+    return db.session.scalar(
+        sa.select(Payment).join(CardDetails, CardDetails.payment_id == Payment.id)
+        .where(Payment.patient_id == patient.id, Payment.status == PaymentStatus.PENDING,
+               Payment.amount_cents == amount.cents, CardDetails.channel == CardChannel.PORTAL,
+               CardDetails.invoice_id.is_(None) if invoice is None else CardDetails.invoice_id == invoice.id)
+        .order_by(Payment.id.desc()).limit(1))
 
 
 def invoice_of(patient: Patient, invoice_id: int) -> Invoice | None:

@@ -116,6 +116,13 @@ EXPECTED: dict[str, object] = {
     "portal.request_document": PATIENT,
     "portal.statement_download": PATIENT,
     "portal.superbill_download": PATIENT,
+    "portal.pay": PATIENT,
+    "portal.pay_invoice": PATIENT,
+    "portal.card": PATIENT,
+    "portal.card_status": PATIENT,
+    "portal.card_retry": PATIENT,
+    "portal.card_another": PATIENT,
+    "portal.paid": PATIENT,
     # The front desk's side of the portal (portal requests can be superbills: never the bookkeeper's).
     "patients.portal_invite": {F},
     "patients.portal_revoke": {F},

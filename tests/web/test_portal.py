@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 
 from billing.extensions import db
 from billing.models import (
-    AuditEvent, DocumentLink, DocumentRequest, DocumentRequestStatus, OutboxMessage, Patient, PortalSignInToken,
-    Receipt, Role,
+    AuditEvent, CardChannel, DocumentLink, DocumentRequest, DocumentRequestStatus, OutboxMessage, Patient, Payment,
+    PaymentMethod, PortalSignInToken, Receipt, Role,
 )
 from billing.models.types import utcnow
 from billing.money import Money
-from billing.services import portal
+from billing.services import card_payments, portal
 from billing.services.estimates import create_estimate, mark_given
 from billing.services.settings import get_settings
 from tests.services.conftest import TODAY
@@ -51,10 +51,12 @@ def record(make_patient, charge, invoice_for, pay_mo, catalog):
                                    period_end=TODAY + timedelta(days=180), provider=catalog["provider"],
                                    icd10_codes=[DIAGNOSES[0]], today=TODAY)
         mark_given(estimate, "in person", datetime.now().astimezone())
+        card_payment = card_payments.start(patient, Money.parse("450.00"), invoice=open_invoice,
+                                           channel=CardChannel.PORTAL, today=TODAY)
         db.session.commit()
         receipt = db.session.scalars(sa.select(Receipt).where(Receipt.payment_id == payment.id)).one()
         return {"patient": patient, "invoice": paid, "open_invoice": open_invoice, "receipt": receipt,
-                "estimate": estimate}
+                "estimate": estimate, "card_payment": card_payment}
 
     return make
 
@@ -162,7 +164,8 @@ def _portal_rules(app):
     return [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("portal.")]
 
 
-ID_OF = {"invoice_id": "invoice", "receipt_id": "receipt", "estimate_id": "estimate"}
+ID_OF = {"invoice_id": "open_invoice", "receipt_id": "receipt", "estimate_id": "estimate",
+         "payment_id": "card_payment"}
 
 
 def test_every_portal_route_answers_404_for_another_patients_ids(app, two):
@@ -175,17 +178,20 @@ def test_every_portal_route_answers_404_for_another_patients_ids(app, two):
             continue
         assert set(ids) <= ID_OF.keys(), f"{rule.rule}: teach this test which record {ids} names"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            for owner, expected in ((theirs, 404), (mine, 200)):
+            for owner in (theirs, mine):
                 url = rule.build({arg: owner[ID_OF[arg]].id for arg in ids}, append_unknown=False)[1]
                 response = client.open(url, method=method)
-                assert response.status_code == expected, f"{method} {url} -> {response.status_code}"
-                if expected == 404:
+                if owner is theirs:
+                    assert response.status_code == 404, f"{method} {url} -> {response.status_code}"
                     assert theirs["patient"].last_name not in response.get_data(as_text=True)
+                else:  # the same route with my own ids works (a page, a PDF, or a redirect onwards)
+                    assert response.status_code in (200, 302), f"{method} {url} -> {response.status_code}"
             url = rule.build({arg: 999_999 for arg in ids}, append_unknown=False)[1]
             assert client.open(url, method=method).status_code == 404
             checked.append(rule.endpoint)
     assert set(checked) >= {"portal.invoice", "portal.invoice_download", "portal.receipt_download",
-                            "portal.estimate", "portal.estimate_download"}
+                            "portal.estimate", "portal.estimate_download", "portal.pay_invoice", "portal.card",
+                            "portal.card_status", "portal.card_retry", "portal.card_another", "portal.paid"}
 
 
 def test_a_draft_invoice_or_estimate_is_not_shown(app, two, catalog):
@@ -410,3 +416,64 @@ def test_the_home_page_in_plain_words(two):
     assert mine["open_invoice"].number in page and mine["receipt"].number in page
     assert date.today().year  # the page rendered with the clinic's letterhead name
     assert "Lakeside Infusion Clinic" in page
+
+
+# --- paying by card ---------------------------------------------------------------------------------------------
+
+
+def _form_token(html: str) -> str:
+    return re.search(r'name="form_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def test_paying_the_balance_by_card_ends_on_the_receipt(stripe_app, localstripe, app, record):
+    from tests.web.test_card_payments_web import JS_ORIGIN, _settle
+
+    sam = record("sam@example.test", "Rivera")
+    client = signed_in(app, sam["patient"], "sam@example.test")
+    home = client.get("/portal/").get_data(as_text=True)
+    assert 'href="/portal/pay"' in home
+    page = client.get("/portal/pay").get_data(as_text=True)
+    assert "Pay $450.00 by card" in page and "Everything you owe" in page
+    token = _form_token(page)
+    response = client.post("/portal/pay", data={"form_token": token})
+    assert re.fullmatch(r"/portal/payments/\d+/card", response.location)
+    again = client.post("/portal/pay", data={"form_token": token})  # the same form twice: one payment
+    assert again.location == response.location
+    payment = db.session.get(Payment, int(response.location.split("/")[3]))
+    assert payment.card.channel == CardChannel.PORTAL and payment.card.invoice_id is None
+    assert payment.amount_cents == 45000 and payment.patient_id == sam["patient"].id
+
+    card = client.get(response.location)
+    assert card.status_code == 200 and "data-client-secret" in card.get_data(as_text=True)
+    assert JS_ORIGIN in card.headers["Content-Security-Policy"]
+    status_url = response.location.replace("/card", "/status")
+    assert client.get(status_url).json["status"] == "pending"  # the browser alone never settles it
+
+    _settle(localstripe, payment)
+    receipt_url = client.get(status_url).json["receipt_url"]
+    assert receipt_url == f"/portal/payments/{payment.id}"
+    paid = client.get(receipt_url).get_data(as_text=True)
+    receipt = db.session.scalars(sa.select(Receipt).where(Receipt.payment_id == payment.id)).one()
+    assert "Thank you" in paid and receipt.number in paid and "Visa card ending 4242" in paid
+    pdf = client.get(f"/portal/receipts/{receipt.id}.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert 'data-figure="due">$0.00' in client.get("/portal/").get_data(as_text=True)
+    assert client.get(response.location).location.endswith(receipt_url)  # the card page is done
+
+
+def test_paying_one_chosen_invoice(stripe_app, localstripe, app, record):
+    sam = record("sam@example.test", "Rivera")
+    client = signed_in(app, sam["patient"], "sam@example.test")
+    invoice = sam["open_invoice"]
+    url = f"/portal/invoices/{invoice.id}/pay"
+    assert url in client.get(f"/portal/invoices/{invoice.id}").get_data(as_text=True)
+    page = client.get(url).get_data(as_text=True)
+    response = client.post(url, data={"form_token": _form_token(page)})
+    # The payment the fixture left pending for this invoice and amount is resumed, not doubled.
+    assert response.location == f"/portal/payments/{sam['card_payment'].id}/card"
+    paid_invoice = sam["invoice"]
+    assert "Nothing is due on this invoice" in client.get(f"/portal/invoices/{paid_invoice.id}/pay").get_data(
+        as_text=True)
+    assert client.post(f"/portal/invoices/{paid_invoice.id}/pay", data={"form_token": "x" * 20}).status_code == 200
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
+        Payment.method == PaymentMethod.CARD)) == 1
