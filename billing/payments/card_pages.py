@@ -35,7 +35,8 @@ class CardUrls:
     status: str
     retry: str
     another: str
-    cancel: str | None = None  # only the front desk gives up on a payment
+    cancel: str | None = None  # only the front desk gives up on a payment,
+    other_method: str | None = None  # or takes it another way
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def _payment_form(method: str, patient: Patient):
         form.plan.choices = choices((p.id, p.name) for p in plans)
     if request.method == "GET":
         chosen = request.args.get("invoice", type=int)
+        if method == "card" and chosen is None and len(open_invoices) == 1:
+            chosen = open_invoices[0].id  # a card payment names its invoice in Stripe's metadata
         if method != "card":
             form.received_date.data = clinic_today()
         form.apply_to.data = chosen if chosen in {i.id for i in open_invoices} else 0
@@ -120,7 +122,9 @@ def _card_urls(payment: Payment) -> card_pages.CardUrls:
         status=url_for("payments.card_status", payment_id=payment.id),
         retry=url_for("payments.card_retry", payment_id=payment.id),
         another=url_for("payments.card_another", payment_id=payment.id),
-        cancel=url_for("payments.card_cancel", payment_id=payment.id))
+        cancel=url_for("payments.card_cancel", payment_id=payment.id),
+        other_method=url_for("payments.new", patient_id=payment.patient_id, method="money_order",
+                             invoice=payment.card.invoice_id))
 
 
 @bp.route("/<int:payment_id>/card")

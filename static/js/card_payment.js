@@ -21,9 +21,10 @@
   function showFailure(message) {
     show("form", false);
     show("waiting", false);
+    show("cancel", false); // the payment is over; "Try another card" starts a new one
     part("failed-message").textContent = message;
     show("failed");
-    part("failed").querySelector("button[type=submit]").focus();
+    part("failed").querySelector("[type=submit]").focus();
   }
 
   async function askStatus() {
@@ -40,6 +41,7 @@
   function waitForStripe() {
     const started = Date.now();
     show("form", false);
+    show("cancel", false); // Stripe has the card now: the webhook decides
     show("waiting");
     const check = async () => {
       const body = await askStatus();
@@ -96,6 +98,7 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    event.stopPropagation(); // this handler disables and re-enables the button itself (not app.js)
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
     errorBox.hidden = true;
