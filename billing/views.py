@@ -66,10 +66,13 @@ def email_document(patient: Patient, render: Callable[[], Document], *, kind: st
         return redirect(back)
     clinic = get_settings()
     subject = f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}"
+    from billing.pay.links import pay_link_for  # here: billing.pay's own views import this module
+
     try:
         document = render()
         link = document_link_for(about)
-        body = render_template("email/document.txt", patient=patient, what=what, link=link)
+        body = render_template("email/document.txt", patient=patient, what=what, link=link,
+                               pay_link=pay_link_for(about))
         message = outbox.queue_email(patient.email, subject, body, attachment=document, patient=patient, kind=kind)
     except ServiceError as err:
         db.session.rollback()

@@ -5,7 +5,9 @@ from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from billing.extensions import db
-from billing.models import Invoice
+from billing.integrations import stripe_gateway as gateway
+from billing.models import Invoice, InvoiceStatus
+from billing.services.balances import invoice_balance
 
 SALT = "billing.pay.invoice-link"
 
@@ -25,6 +27,17 @@ def _serializer() -> URLSafeTimedSerializer:
 def make_pay_link(invoice: Invoice) -> str:
     """The absolute URL of the page where the patient pays `invoice` by card."""
     return url_for("pay.invoice", token=_serializer().dumps(invoice.id), _external=True)
+
+
+def pay_link_for(about) -> dict | None:
+    """For an emailed invoice's body: its pay link, the amount due and how long the link works; None
+    for other documents, an invoice with nothing due, or when card payments are not set up."""
+    if not isinstance(about, Invoice) or about.status != InvoiceStatus.OPEN or not gateway.is_configured():
+        return None
+    due = invoice_balance(about)
+    if not due.is_positive:
+        return None
+    return {"url": make_pay_link(about), "due": due, "days": current_app.config["PAY_LINK_DAYS"]}
 
 
 def invoice_of(token: str) -> Invoice:
