@@ -133,6 +133,8 @@ def card(payment_id: int):
     """Take the card in Stripe's Payment Element, then wait for Stripe's webhook to settle it."""
     payment = _open_card_payment(payment_id)
     if not card_pages.is_open(payment):
+        if payment.status == PaymentStatus.SUCCEEDED:
+            flash(f"Paid: {Money(payment.amount_cents)} by card. Thank you!", "success")
         return redirect(url_for("payments.detail", payment_id=payment.id))
     patient = db.session.get(Patient, payment.patient_id)
     return card_pages.render_step("payments/card.html", payment, _card_urls(payment), patient=patient,
@@ -144,7 +146,7 @@ def card(payment_id: int):
 def card_status(payment_id: int):
     """The payment's status for the card page's script: pending, failed (with Stripe's message) or succeeded."""
     payment = _open_card_payment(payment_id)
-    return card_pages.status_response(payment, url_for("payments.detail", payment_id=payment.id))
+    return card_pages.status_response(payment, _card_url(payment))  # a paid card page shows the receipt
 
 
 @bp.route("/<int:payment_id>/card/retry", methods=["POST"])

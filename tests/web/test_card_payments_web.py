@@ -175,10 +175,11 @@ def test_the_status_endpoint_follows_the_webhook_not_the_browser(stripe_app, loc
 
     _settle(localstripe, payment)
     response = desk.get(status_url)
-    assert response.json == {"status": "succeeded", "message": "", "receipt_url": f"/payments/{payment.id}"}
+    assert response.json == {"status": "succeeded", "message": "", "receipt_url": f"/payments/{payment.id}/card"}
     assert response.headers["Cache-Control"] == "no-store"
     assert desk.get(f"/payments/{payment.id}/card").location.endswith(f"/payments/{payment.id}")
     receipt = desk.get(f"/payments/{payment.id}").get_data(as_text=True)
+    assert "Paid: $450.00 by card. Thank you!" in receipt
     assert "Visa ending 4242" in receipt and payment.card.payment_intent_id in receipt
     assert balances.invoice_balance(invoice).cents == 0
 
