@@ -12,7 +12,7 @@ from billing.documents import Document
 
 from billing.extensions import db
 from billing.forms import OneTimeForm, apply_service_error
-from billing.models import Invoice, Patient, Receipt
+from billing.models import Invoice, OutboxMessage, Patient, Receipt
 from billing.services import ServiceError, audit, outbox, portal, submissions
 from billing.services.settings import get_settings
 from billing.timeutil import clinic_tz
@@ -64,25 +64,31 @@ def email_document(patient: Patient, render: Callable[[], Document], *, kind: st
         flash(f"{patient.full_name} has no email address on file. Add one with Edit details, then send again.",
               "error")
         return redirect(back)
-    clinic = get_settings()
-    subject = f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}"
-    from billing.pay.links import pay_link_for  # here: billing.pay's own views import this module
-
     try:
-        document = render()
-        link = document_link_for(about)
-        body = render_template("email/document.txt", patient=patient, what=what, link=link,
-                               pay_link=pay_link_for(about))
-        message = outbox.queue_email(patient.email, subject, body, attachment=document, patient=patient, kind=kind)
+        message = queue_document_email(patient, render(), kind=kind, what=what, about=about)
     except ServiceError as err:
         db.session.rollback()
         flash(err.message, "error")
         return redirect(back)
-    audit.record(f"{kind}.email", about, changes={"to": message.to_address, "outbox_id": message.id,
-                                                  "attachment": document.filename})
     db.session.commit()
     flash(f"Queued for {message.to_address}; see the outbox for delivery.", "success")
     return redirect(back)
+
+
+def queue_document_email(patient: Patient, document: Document, *, kind: str, what: str, about: Any) -> OutboxMessage:
+    """Queue `document` to the patient's email with the clinic's wording (a signed link to open a
+    receipt or invoice, a pay link for an invoice) and audit it as "<kind>.email" on `about`.
+    Raises ServiceError for an address the outbox refuses."""
+    from billing.pay.links import pay_link_for  # here: billing.pay's own views import this module
+
+    clinic = get_settings()
+    subject = f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}"
+    body = render_template("email/document.txt", patient=patient, what=what, link=document_link_for(about),
+                           pay_link=pay_link_for(about))
+    message = outbox.queue_email(patient.email, subject, body, attachment=document, patient=patient, kind=kind)
+    audit.record(f"{kind}.email", about, changes={"to": message.to_address, "outbox_id": message.id,
+                                                  "attachment": document.filename})
+    return message
 
 
 def document_link_for(about: Any) -> dict | None:

@@ -7,7 +7,7 @@ balance transactions are fetched from Stripe and posted after the response.
 
 from collections.abc import Callable
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, request
 
 from billing.access import public
 from billing.documents.receipts import receipt_pdf
@@ -15,9 +15,9 @@ from billing.extensions import csrf, db, limiter
 from billing.integrations import stripe_gateway as gateway
 from billing.models import Patient, Payment
 from billing import stripe_payouts
-from billing.services import ServiceError, audit, outbox, stripe_events
+from billing.services import ServiceError, stripe_events
 from billing.services import receipts as receipt_service
-from billing.services.settings import get_settings
+from billing.views import queue_document_email
 from billing.webhooks import bp
 
 
@@ -61,18 +61,11 @@ def _queue_receipt_email(payment: Payment) -> None:
     receipt = receipt_service.receipt_of_payment(payment.id)
     if not patient.email or receipt is None:
         return
-    clinic = get_settings()
-    what = f"receipt {receipt.number}"
     try:
         with db.session.begin_nested():
             document = receipt_pdf(receipt)
             receipt_service.record_rendering(receipt, document.pdf)
-            message = outbox.queue_email(
-                patient.email, f"Your {what} from {clinic.name}" if clinic.name else f"Your {what}",
-                render_template("email/document.txt", patient=patient, what=what),
-                attachment=document, patient=patient, kind="receipt")
-            audit.record("receipt.email", receipt, changes={"to": message.to_address, "outbox_id": message.id,
-                                                            "attachment": document.filename})
+            queue_document_email(patient, document, kind="receipt", what=f"receipt {receipt.number}", about=receipt)
     except ServiceError as err:
         current_app.logger.warning("Receipt %s not emailed: %s", receipt.number, err.message)
     except Exception:  # noqa: BLE001 - the payment is recorded; a receipt can be emailed again by hand

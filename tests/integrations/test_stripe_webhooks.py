@@ -102,6 +102,7 @@ def test_a_signed_success_settles_the_payment_and_queues_the_receipt_email(clien
     assert (message.to_address, message.patient_id, message.attachment_name) == (
         "sam.rivera@example.test", payment.patient_id, f"receipt-{receipt.number}.pdf")
     assert receipt.sha256 is not None  # the emailed rendering is the one later downloads are checked against
+    assert "/portal/d/" in message.body_text  # the receipt opens from the email without signing in
     stored = db.session.scalar(sa.select(StripeEvent).where(StripeEvent.event_id == "evt_1Success"))
     assert (stored.type, stored.object_id, stored.outcome) == (
         "payment_intent.succeeded", intent["id"], f"payment #{payment.id} succeeded")
