@@ -1,6 +1,10 @@
 """All models, imported here so Alembic and the app see every table."""
 
 from billing.models.audit import AuditEvent
+from billing.models.books import (
+    BankLine, BankMatchKind, BankStatement, CareCreditFunding, CareCreditFundingLine, DailyClose, DepositBatch,
+    DepositBatchItem, DepositStatus,
+)
 from billing.models.catalog import CareCreditPlan, Package, Provider, Service, ServiceCategory
 from billing.models.documents import (
     EstimateLine, EstimateStatus, GoodFaithEstimate, OutboxMessage, OutboxStatus, Receipt,
@@ -25,6 +29,8 @@ from billing.models.stripe import (
 from billing.models.users import Role, User, UserRole
 
 __all__ = [
+    "BankLine", "BankMatchKind", "BankStatement", "CareCreditFunding", "CareCreditFundingLine", "DailyClose",
+    "DepositBatch", "DepositBatchItem", "DepositStatus",
     "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
     "AuditEvent", "CardChannel", "CardDetails", "CardRefundRequest", "CardRefundStatus", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
     "Counter", "Dispute", "DisputeOutcome", "DocumentLink", "DocumentLinkKind", "DocumentRequest",

@@ -24,6 +24,9 @@ class Account(db.Model):
     code: so.Mapped[str] = so.mapped_column(sa.String(10), unique=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(100))
     type: so.Mapped[AccountType] = so.mapped_column(enum_column(AccountType, "account_type"))
+    # Names in the bookkeeper's own tools, for exports (settings; defaults derive from code and name).
+    beancount_name: so.Mapped[str] = so.mapped_column(sa.String(120), default="")
+    quickbooks_name: so.Mapped[str] = so.mapped_column(sa.String(120), default="")
 
 
 class JournalEntry(db.Model):
