@@ -1,0 +1,37 @@
+"""CSV written a row at a time, for streamed downloads."""
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+
+# A cell starting with one of these is read as a formula by spreadsheets: quote it as text.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value) -> str:
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_lines(header: Iterable[str], rows: Iterable[Iterable]) -> Iterator[str]:
+    """The header line, then one line per row (each cell guarded against spreadsheet formulas)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([cell(v) for v in row])
+        if buffer.tell() > 8192:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
