@@ -20,7 +20,7 @@ from billing.models import (
     MoneyOrderDetails, MoneyOrderIssuer, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
-from billing.services import ServiceError, audit, journal, receipts
+from billing.services import ServiceError, audit, daily_close, journal, receipts
 from billing.services.balances import invoice_balance, patient_credit, payment_refunded
 from billing.services.invoices import lock_invoice
 
@@ -79,6 +79,7 @@ def _check_new_payment(patient: Patient, amount: Money, received_date: date, tod
     if received_date > today:
         raise ServiceError("The received date cannot be in the future.", "received_date")
     journal.ensure_period_open(received_date, "received_date")
+    daily_close.ensure_day_open(received_date, today, "received_date")
 
 
 def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
