@@ -1,12 +1,14 @@
 """`flask billing ...`: commands for set-up and scheduled jobs."""
 
 import random
+import sys
 
 import click
 from flask import g
 from flask.cli import AppGroup
 
 from billing.demo import seed_activity, seed_catalog
+from billing.exports import beancount, journal_rows, quickbooks
 from billing.extensions import db
 from billing.models import Role
 from billing.outbox import delivery
@@ -156,3 +158,49 @@ def fetch_payouts() -> None:
         click.echo(f"Not posted {payout_id}: {reason}", err=True)
     if failed:
         click.get_current_context().exit(1)
+
+
+# --- exports -----------------------------------------------------------------------------------------
+
+export_cli = AppGroup("export", help="The journal for a date range, for the bookkeeper's accounting tool.")
+billing_cli.add_command(export_cli)
+
+
+def _export_options(f):
+    day = click.DateTime(formats=["%Y-%m-%d"])
+    f = click.option("-o", "--output", required=True, type=click.File("w", encoding="utf-8", atomic=True),
+                     help="The file to write (written whole or not at all; - for standard output).")(f)
+    f = click.option("--to", "end", required=True, type=day, help="Last day, YYYY-MM-DD (included).")(f)
+    return click.option("--from", "start", required=True, type=day, help="First day, YYYY-MM-DD.")(f)
+
+
+def _write_export(kind: str, start, end, output, write) -> None:
+    """Stream an export to `output` with a progress bar (on standard error) over the journal entries."""
+    start, end = start.date(), end.date()
+    if start > end:
+        raise click.BadParameter(f"--from {start} is after --to {end}; give the first day first.",
+                                 param_hint="--from")
+    count = journal_rows.count_entries(start, end)
+    with click.progressbar(length=count, label=f"Exporting {count} journal entries",
+                           file=sys.stderr) as bar:
+        for chunk in write(start, end, bar.update):
+            output.write(chunk)
+    click.echo(f"Wrote {count} journal entries from {start} to {end} as {kind} to {output.name}.", err=True)
+
+
+@export_cli.command("beancount")
+@_export_options
+@click.option("--opening-balances", is_flag=True,
+              help="Start with every account's balance the day before --from (the file then balances to the "
+                   "trial balance at --to, not only the period's movements).")
+def export_beancount(start, end, output, opening_balances: bool) -> None:
+    """The journal as a Beancount file (bean-check verifies its balances against the app's trial balance)."""
+    _write_export("Beancount", start, end, output, lambda s, e, progress: beancount.lines(
+        s, e, opening_balances=opening_balances, progress=progress))
+
+
+@export_cli.command("quickbooks")
+@_export_options
+def export_quickbooks(start, end, output) -> None:
+    """The journal as a QuickBooks Online journal-entry import CSV."""
+    _write_export("QuickBooks CSV", start, end, output, lambda s, e, progress: quickbooks.lines(s, e, progress=progress))

@@ -245,3 +245,67 @@ def test_seed_demo_default_activity_keeps_the_books_balanced(runner):
     assert journal.balance(journal.RECEIVABLES) + journal.balance(journal.PATIENT_CREDITS) == sum(
         (s.balance for s in summaries), Money.zero())
     assert {e.actor_label for e in db.session.scalars(sa.select(AuditEvent))} == {"cli"}
+
+
+# --- export -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def march_activity(app):
+    """Two patients' charges, invoices and money orders in March 2026, and one charge in February."""
+    from billing.services import charges as charge_service, invoices as invoice_service, payments as payment_service
+    from billing.services import patients as patient_service
+    from billing.models import MoneyOrderIssuer, Service, ServiceCategory
+    from datetime import date
+
+    service = Service(code="KET-INF", name="Ketamine infusion", cpt_code="96365", category=ServiceCategory.INFUSION,
+                      default_price_cents=45000)
+    db.session.add(service)
+    today = date(2026, 3, 20)
+    for n, day in enumerate((date(2026, 2, 27), date(2026, 3, 3), date(2026, 3, 9))):
+        patient = patient_service.create_patient({"first_name": "Sam", "last_name": f"Rivera{n}",
+                                                  "date_of_birth": date(1980, 5, 17)}, today=today)
+        charge_service.post_charge(patient, charge_service.ChargeInput(service=service, date_of_service=day),
+                                   today=today)
+        invoice_service.issue_invoice(patient, today=day)
+        payment_service.record_money_order(
+            patient, Money.parse("100"), payment_service.MoneyOrderInput(
+                issuer=MoneyOrderIssuer.USPS, serial=f"7700000{n}", purchaser="Sam Rivera", id_seen=True,
+                signed_in_front_of_staff=True, security_features_checked=True),
+            received_date=day, today=today)
+    db.session.flush()
+
+
+def test_export_beancount_writes_the_period_with_progress(runner, march_activity, tmp_path):
+    out = tmp_path / "march.beancount"
+    result = runner.invoke(args=["billing", "export", "beancount", "--from", "2026-03-01", "--to", "2026-03-31",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 4 journal entries from 2026-03-01 to 2026-03-31 as Beancount" in result.output
+    assert "Exporting 4 journal entries" in result.output  # the progress bar's label
+    text = out.read_text()
+    assert text.count(" * \"") == 4 and "2026-02-27 *" not in text
+    assert "2026-04-01 balance Assets:PatientReceivables  700.00 USD" in text  # 2 × $450 − 2 × $100
+
+
+def test_export_quickbooks_writes_one_row_per_journal_line(runner, march_activity, tmp_path):
+    out = tmp_path / "march.csv"
+    result = runner.invoke(args=["billing", "export", "quickbooks", "--from", "2026-02-01", "--to", "2026-03-31",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "Journal No,Journal Date,Account,Debits,Credits,Description,Name"
+    assert len(lines) == 1 + 6 * 2  # six entries of two lines each
+    assert sum(1 for line in lines if ",Patient receivables,450.00,," in line) == 3
+
+
+def test_export_refuses_a_range_backwards_and_writes_nothing(runner, tmp_path):
+    out = tmp_path / "x.csv"
+    result = runner.invoke(args=["billing", "export", "quickbooks", "--from", "2026-03-31", "--to", "2026-03-01",
+                                 "-o", str(out)])
+    assert result.exit_code != 0
+    assert "--from 2026-03-31 is after --to 2026-03-01" in result.output
+    assert not out.exists()
+    bad = runner.invoke(args=["billing", "export", "beancount", "--from", "March", "--to", "2026-03-01",
+                              "-o", str(out)])
+    assert bad.exit_code != 0 and "'March' does not match the format '%Y-%m-%d'" in bad.output
