@@ -75,10 +75,8 @@ def bank_statement(statement_id: int):
 @roles_required(Role.BOOKKEEPER, Role.ADMIN)
 def bank_match(line_id: int):
     """Confirm that a bank credit settled the payout, batch or funding named in the form."""
-    line = get_or_404(BankLine, line_id)
-    back = url_for("books.bank_statement", statement_id=line.statement_id, _anchor=f"line-{line.id}")
-    form = MatchForm()
-    if not form.validate_on_submit() or not form.target.data.isdigit():
+    line, back, form = _line_form(line_id, MatchForm)
+    if not form.target.data.isdigit():
         abort(400)
 
     def match() -> str:
@@ -93,11 +91,7 @@ def bank_match(line_id: int):
 @roles_required(Role.BOOKKEEPER, Role.ADMIN)
 def bank_unmatch(line_id: int):
     """Undo a confirmed match (audited)."""
-    line = get_or_404(BankLine, line_id)
-    back = url_for("books.bank_statement", statement_id=line.statement_id, _anchor=f"line-{line.id}")
-    form = UnmatchForm()
-    if not form.validate_on_submit():
-        abort(400)
+    line, back, form = _line_form(line_id, UnmatchForm)
 
     def undo() -> str:
         was = bank.describe_match(line)
@@ -106,3 +100,12 @@ def bank_unmatch(line_id: int):
         return back
 
     return submit_once(form, undo) or redirect(back)
+
+
+def _line_form(line_id: int, form_class):
+    """The bank line, the URL of its row on the statement page, and the posted form (400 if invalid)."""
+    line = get_or_404(BankLine, line_id)
+    form = form_class()
+    if not form.validate_on_submit():
+        abort(400)
+    return line, url_for("books.bank_statement", statement_id=line.statement_id, _anchor=f"line-{line.id}"), form
