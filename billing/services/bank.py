@@ -68,13 +68,16 @@ def import_statement(filename: str, content: bytes) -> ImportResult:
         filename=(filename or "statement")[:200], file_format=parsed.file_format, sha256=digest,
         account_ref=parsed.account_ref, period_start=parsed.period_start, period_end=parsed.period_end,
         ledger_balance_cents=parsed.ledger_balance_cents, imported_by_id=audit.current_actor_id())
-    db.session.add(statement)
-    db.session.flush()
-    for row in new_rows:
-        db.session.add(BankLine(statement_id=statement.id, account_ref=parsed.account_ref, fitid=row.fitid,
-                                posted_on=row.posted_on, amount_cents=row.amount_cents,
-                                description=row.description))
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a twin import committed meanwhile trips the unique keys
+            db.session.add(statement)
+            db.session.flush()
+            db.session.add_all([BankLine(statement_id=statement.id, account_ref=parsed.account_ref, fitid=row.fitid,
+                                         posted_on=row.posted_on, amount_cents=row.amount_cents,
+                                         description=row.description) for row in new_rows])
+    except sa.exc.IntegrityError:
+        raise ServiceError("This file, or some of its lines, was imported by someone else a moment ago; reload the "
+                           "page to see it. Nothing was imported.", FIELD) from None
     audit.record("bank.statement_imported", statement, changes={
         "filename": statement.filename, "format": parsed.file_format, "lines": len(new_rows),
         "skipped": len(parsed.rows) - len(new_rows), "sha256": digest})

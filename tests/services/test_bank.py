@@ -261,3 +261,13 @@ def _snapshot() -> list[tuple]:
 def test_parse_error_type_is_a_value_error():
     with pytest.raises(BankFileError):
         parse_bank_file(b"Date,Description,Amount\n")
+
+
+def test_a_line_imported_meanwhile_by_someone_else_is_refused_cleanly(app, monkeypatch):
+    """The check for known FITIDs ran before a twin import committed: the unique key refuses the second."""
+    bank.import_statement("march.ofx", OFX1.read_bytes())
+    monkeypatch.setattr(db.session, "scalars", lambda *a, **k: iter(()), raising=False)
+    with pytest.raises(ServiceError, match="imported by someone else a moment ago"):
+        bank.import_statement("march-v2.ofx", OFX2.read_bytes())
+    monkeypatch.undo()
+    assert (_count(BankStatement), _count(BankLine)) == (1, 15)
