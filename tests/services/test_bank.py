@@ -271,3 +271,23 @@ def test_a_line_imported_meanwhile_by_someone_else_is_refused_cleanly(app, monke
         bank.import_statement("march-v2.ofx", OFX2.read_bytes())
     monkeypatch.undo()
     assert (_count(BankStatement), _count(BankLine)) == (1, 15)
+
+
+@pytest.mark.parametrize("variant", ["qfx", "lf", "credit-card"])
+def test_common_ofx_variants_read_the_same(variant):
+    content = OFX1.read_bytes()
+    if variant == "qfx":  # Quicken's QFX: Intuit's elements in the sign-on
+        content = content.replace(b"</FI>\r\n", b"</FI>\r\n<INTU.BID>3000\r\n<INTU.USERID>clinic\r\n")
+    elif variant == "lf":
+        content = content.replace(b"\r\n", b"\n")
+    else:
+        for old, new in [(b"BANKMSGSRSV1>", b"CREDITCARDMSGSRSV1>"), (b"STMTTRNRS>", b"CCSTMTTRNRS>"),
+                         (b"<STMTRS>", b"<CCSTMTRS>"), (b"</STMTRS>", b"</CCSTMTRS>"),
+                         (b"<BANKACCTFROM>\r\n<BANKID>123456780\r\n", b"<CCACCTFROM>\r\n"),
+                         (b"<ACCTTYPE>CHECKING\r\n</BANKACCTFROM>", b"</CCACCTFROM>")]:
+            assert old in content
+            content = content.replace(old, new)
+    parsed = parse_bank_file(content)
+    assert [(r.fitid, r.posted_on, r.amount_cents, r.description) for r in parsed.rows] == [
+        (r.fitid, r.posted_on, r.amount_cents, r.description) for r in parse_bank_file(OFX1.read_bytes()).rows]
+    assert parsed.account_ref == "****9377"
