@@ -1,7 +1,7 @@
 """The bookkeeper's CareCredit fundings: import the funding report, record a funding by hand, each
 funding's charges against our payments (expected fee vs actual, late), and what is unmatched."""
 
-from flask import flash, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, FieldList, Form, FormField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional
@@ -22,6 +22,10 @@ class FundingReportForm(OneTimeForm):
     report = FileField("CareCredit funding report (CSV)",
                        validators=[FileRequired("Choose the funding report downloaded from the Provider Center.")])
     submit = SubmitField("Import fundings")
+
+
+class RematchForm(OneTimeForm):
+    submit = SubmitField("Match again")
 
 
 class ChargeForm(Form):
@@ -115,4 +119,23 @@ def fundings_unmatched():
     today = clinic_today()
     return render_template("books/fundings_unmatched.html", lines=fundings.unmatched_lines(),
                            payments=fundings.unfunded_payments(today=today), unfunded=fundings.unfunded_total(),
-                           today=today)
+                           today=today, form=RematchForm())
+
+
+@bp.route("/fundings/unmatched/match", methods=["POST"])
+@roles_required(Role.BOOKKEEPER, Role.ADMIN)
+def fundings_rematch():
+    """Match unmatched funding lines to CareCredit payments recorded since they were funded."""
+    form = RematchForm()
+    if form.validate_on_submit():
+        def rematch() -> str:
+            matched = fundings.rematch_unmatched()
+            flash(f"{matched} funding line{' was' if matched == 1 else 's were'} matched to payments recorded since."
+                  if matched else "No new matches: no payment recorded since has their authorization code and amount.",
+                  "success" if matched else "info")
+            return url_for("books.fundings_unmatched")
+
+        if (response := submit_once(form, rematch)) is not None:
+            return response
+    flash("That form has expired. Reload the page and try again.", "error")
+    return redirect(url_for("books.fundings_unmatched"))

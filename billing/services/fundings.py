@@ -9,6 +9,7 @@ keeps what CareCredit still owes the clinic.
 
     record_funding      a funding typed in from the Provider Center, with its charges
     import_funding_csv  the fundings of a funding report (CSV), all or nothing, each once
+    rematch_unmatched   match lines left unmatched to payments recorded since
     summaries, line_reports, unmatched_lines, unfunded_payments, unfunded_total   the reports
 """
 
@@ -25,6 +26,7 @@ from billing.integrations.carecredit_csv import (
 )
 from billing.models import (
     CareCreditDetails, CareCreditFunding, CareCreditFundingLine, Patient, Payment, PaymentMethod, PaymentStatus,
+    Refund,
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
@@ -200,6 +202,24 @@ def _write(item: FundingRow, *, source: str, field: str) -> CareCreditFunding:
         "reference": item.reference, "gross": item.gross.plain(), "fee": item.fee.plain(), "net": item.net.plain(),
         "lines": len(item.lines), "matched": matched, "source": source})
     return funding
+
+
+def rematch_unmatched() -> int:
+    """Match the funding lines no payment was found for to CareCredit payments recorded since
+    (the journal is unchanged: the funding was posted in full). Returns how many were matched.
+    Writes the lines' payment and, when any matched, an audit event."""
+    lines = list(db.session.scalars(
+        sa.select(CareCreditFundingLine)
+        .where(CareCreditFundingLine.payment_id.is_(None), CareCreditFundingLine.gross_cents > 0)
+        .order_by(CareCreditFundingLine.id).with_for_update()))
+    try:
+        with db.session.begin_nested():
+            matched = _match(lines)
+    except sa.exc.IntegrityError:
+        raise ServiceError("Another import matched the same payments a moment ago; try again.") from None
+    if matched:
+        audit.record("carecredit.funding_lines_matched", changes={"matched": matched, "looked_at": len(lines)})
+    return matched
 
 
 def _match(lines: list[CareCreditFundingLine]) -> int:
@@ -383,10 +403,16 @@ class UnfundedPayment:
     payment_id: int
     received_date: date
     amount: Money
+    owed: Money  # the amount less what was returned on it: what CareCredit still owes
     authorization_code: str
     fee_bps: int
     patient: str
     overdue: bool  # more than three business days old as of the day asked about
+
+
+def _refunded():
+    return (sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(Refund.payment_id == Payment.id)
+            .correlate(Payment).scalar_subquery())
 
 
 def _unfunded_where():
@@ -396,20 +422,23 @@ def _unfunded_where():
 
 def unfunded_payments(*, today: date, limit: int = 500) -> list[UnfundedPayment]:
     """CareCredit payments taken (and not refunded in full) that no funding has paid, oldest first."""
-    query = (sa.select(Payment.id, Payment.received_date, Payment.amount_cents, CareCreditDetails.authorization_code,
+    query = (sa.select(Payment.id, Payment.received_date, Payment.amount_cents, Payment.amount_cents - _refunded(),
+                       CareCreditDetails.authorization_code,
                        CareCreditDetails.merchant_fee_bps, Patient.account_number, Patient.first_name,
                        Patient.last_name, _late(sa.literal(today, sa.Date), Payment.received_date))
              .join(CareCreditDetails, CareCreditDetails.payment_id == Payment.id)
              .join(Patient, Patient.id == Payment.patient_id)
              .where(*_unfunded_where())
              .order_by(Payment.received_date, Payment.id).limit(limit))
-    return [UnfundedPayment(pid, received, Money(amount), code, bps, f"{account} {first} {last}", bool(overdue))
-            for pid, received, amount, code, bps, account, first, last, overdue in db.session.execute(query)]
+    return [UnfundedPayment(pid, received, Money(amount), Money(int(owed)), code, bps, f"{account} {first} {last}",
+                            bool(overdue))
+            for pid, received, amount, owed, code, bps, account, first, last, overdue in db.session.execute(query)]
 
 
 def unfunded_total() -> tuple[int, Money]:
-    """How many CareCredit payments no funding has paid yet, and their gross."""
+    """How many CareCredit payments no funding has paid yet, and what CareCredit owes on them (their
+    amounts less returns): with every funding line matched, the CareCredit receivable balance."""
     count, total = db.session.execute(
-        sa.select(sa.func.count(Payment.id), sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+        sa.select(sa.func.count(Payment.id), sa.func.coalesce(sa.func.sum(Payment.amount_cents - _refunded()), 0))
         .where(*_unfunded_where())).one()
     return int(count), Money(int(total))

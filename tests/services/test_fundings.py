@@ -304,3 +304,27 @@ def test_a_reference_is_recorded_once_and_never_into_a_closed_month(sample_payme
     with refused("report", "^Line 4: funding CCF250313A: The books for March 2025 are closed"):
         fundings.import_funding_csv(CSV_TEXT, today=TODAY)
     assert counts() == (1, 2, 7)
+
+
+def test_a_payment_recorded_after_its_funding_is_matched_when_asked(take):
+    fundings.import_funding_csv(CSV_TEXT, today=TODAY)
+    assert len(fundings.unmatched_lines()) == 5
+    bank = journal.balance(journal.BANK)
+    late_entry = take("4200.00", "117402", date(2025, 3, 11))
+    assert fundings.rematch_unmatched() == 1
+    [line] = db.session.scalars(
+        sa.select(CareCreditFundingLine).where(CareCreditFundingLine.authorization_code == "117402")).all()
+    assert line.payment_id == late_entry.id
+    assert len(fundings.unmatched_lines()) == 4 and fundings.rematch_unmatched() == 0
+    assert journal.balance(journal.BANK) == bank  # the funding was posted in full when imported
+    # The payment took 4,200.00 into CareCredit receivable; the funding took every charge out of it.
+    assert journal.balance(journal.CARECREDIT_RECEIVABLE) == Money(420000) - total("gross_amount")
+
+
+def test_what_carecredit_still_owes_is_the_receivable_after_a_return(sample_payments):
+    fundings.import_funding_csv(CSV_TEXT, today=TODAY)
+    payment_service.refund_payment(sample_payments["unfunded"], Money.parse("120.00"), "Treatment not given",
+                                   today=TODAY, return_reference="RT-0001")
+    [unfunded] = fundings.unfunded_payments(today=TODAY)
+    assert (unfunded.amount, unfunded.owed) == (Money(50000), Money(38000))
+    assert fundings.unfunded_total() == (1, Money(38000)) == (1, journal.balance(journal.CARECREDIT_RECEIVABLE))
