@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from billing.extensions import db
 from billing.models import DailyClose, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind
@@ -108,4 +109,12 @@ def unclosed_days(today: date, *, days: int = 62) -> list[date]:
     closed = sa.select(DailyClose.day).where(DailyClose.day.between(since, today))
     return list(db.session.scalars(
         sa.select(active.c.day).where(active.c.day.not_in(closed)).order_by(active.c.day.desc())
+    ))
+
+
+def day_payments(day: date) -> list[Payment]:
+    """The payments received on `day`, in the order they were taken, with their patients."""
+    return list(db.session.scalars(
+        sa.select(Payment).where(Payment.received_date == day, Payment.status.in_(RECEIVED))
+        .order_by(Payment.id).options(so.selectinload(Payment.patient))
     ))
