@@ -7,6 +7,7 @@ Gross Amount / Paid Amount, Fee / Merchant Fee / Discount, Net Amount); columns 
 order mark, CRLF line ends, quoted values, "$" and thousands commas; dates as MM/DD/YYYY, M/D/YY or
 YYYY-MM-DD; a fee written as a negative deduction; any two of gross, fee and net (the third follows).
 Without a funding reference column, the lines of one funding date are one funding (CCyyyymmdd).
+A totals row (a cell starting "Total" and no authorization code) is skipped.
 Anything that does not fit raises MalformedFundingReport naming the line and column, before the
 caller has written anything.
 """
@@ -124,6 +125,9 @@ def parse_fundings(text: str) -> list[FundingRow]:
                 raise MalformedFundingReport(f"Line {line}: {len(row)} values under a header of {len(header)} "
                                              "columns; check for a comma inside an unquoted amount.")
             values = {key: (row[i].strip() if i is not None and i < len(row) else "") for key, i in where.items()}
+            if not values["authorization_code"] and any(v.strip().lower().startswith(("total", "grand total"))
+                                                        for v in row):
+                continue  # a report's totals row
             funded_on = _date(values, "funding_date", line)
             reference = values["funding_reference"] or (f"CC{funded_on:%Y%m%d}" if where["funding_reference"] is None
                                                         else _required(values, "funding_reference", line))

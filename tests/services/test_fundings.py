@@ -243,7 +243,8 @@ def test_common_variants_of_the_report_read_the_same():
         date(2025, 3, 13), Money(370020), 5, date(2025, 3, 11))
     # Without a funding reference, one date's lines are one funding.
     [by_date] = parse_fundings("Deposit Date,Authorization Number,Gross Amount,Net Amount\n"
-                               "03/04/2025,042817,1850.00,1703.85\n03/04/2025,042933,320.00,301.12\n")
+                               "03/04/2025,042817,1850.00,1703.85\n03/04/2025,042933,320.00,301.12\n"
+                               "Total,,2170.00,2004.97\n")
     assert (by_date.reference, by_date.fee) == ("CC20250304", Money(16503))
     with pytest.raises(MalformedFundingReport, match="Line 1: the columns funding_date, authorization_code"):
         parse_fundings("date,code,gross,net\n")
