@@ -26,10 +26,10 @@ def lines(start: date, end: date, *, opening_balances: bool = False, title: str 
     With `opening_balances`, one transaction the day before `start` brings every account to its balance
     then (it balances: so does the journal), and the file's balances equal the trial balance at `end`;
     without, they equal the period's movements. `progress(n)` is called after each entry."""
+    yield f"; Journal {start:%Y-%m-%d} to {end:%Y-%m-%d}, exported from the billing app\n"
     names = names_by_id()
     by_code = {n.code: n for n in names.values()}
     opened = start - timedelta(days=1)
-    yield f"; Journal {start:%Y-%m-%d} to {end:%Y-%m-%d}, exported from the billing app\n"
     yield 'option "operating_currency" "USD"\n'
     if title:
         yield f"option \"title\" {quote(title)}\n"

@@ -24,14 +24,22 @@ def _is_number(text: str) -> bool:
 
 
 def csv_lines(header: Iterable[str], rows: Iterable[Iterable]) -> Iterator[str]:
-    """The header line, then one line per row (each cell guarded against spreadsheet formulas)."""
+    """The header line (alone, before `rows` is read), then the rows' lines in chunks of about 8 kB
+    (each cell guarded against spreadsheet formulas)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def take() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
     writer.writerow(header)
+    yield take()
     for row in rows:
         writer.writerow([cell(v) for v in row])
         if buffer.tell() > 8192:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+            yield take()
+    if buffer.tell():
+        yield take()

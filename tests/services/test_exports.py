@@ -17,10 +17,11 @@ from beancount.core import data, realization
 from billing.exports import beancount as beancount_export
 from billing.exports import quickbooks as quickbooks_export
 from billing.exports.names import default_beancount_name, export_names, set_export_names
-from billing.models import Account, AccountType, AdjustmentKind
+from billing.models import AccountType, AdjustmentKind
 from billing.money import Money
 from billing.reports.trial_balance import trial_balance
 from billing.services import ServiceError
+from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import journal
 from billing.services import payments as payment_service
@@ -51,7 +52,6 @@ def month(catalog, make_patient, charge, pay_mo, pay_cc):
     payment_service.return_money_order(bounced, "Stopped by the purchaser", today=TODAY)
     payment_service.adjust_invoice(ben_invoice, AdjustmentKind.COURTESY, Money.parse("20"), "Courtesy",
                                    today=TODAY)
-    from billing.services import charges as charge_service
     stray = charge(ben, "addl", day=date(2026, 3, 10))
     charge_service.void_charge(stray, "Entered twice", today=TODAY)
     return inv
