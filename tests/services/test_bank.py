@@ -15,6 +15,7 @@ from billing.models import (
     StripePayout,
 )
 from billing.services import ServiceError, bank, payouts
+from billing.services import fundings as fundings_service
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 OFX1, OFX2, CSV = (SAMPLES / name for name in ("bank_statement.ofx", "bank_statement_ofx220.ofx", "bank_statement.csv"))
@@ -111,7 +112,8 @@ def test_import_stores_every_line_once_and_refuses_the_same_file_again(app):
 @pytest.fixture
 def month(app):
     """March 2025 on our side: the two Stripe payouts (imported from Stripe's report), two deposited
-    money-order batches, the three CareCredit fundings, and some that must not be suggested."""
+    money-order batches (rows as the deposit pages leave them), the three CareCredit fundings (imported
+    from CareCredit's report), and batches that must not be suggested."""
     payouts.import_reconciliation_csv((SAMPLES / "stripe_payout_reconciliation_itemized.csv").read_text())
     batches = {
         "DEP-2025-0001": DepositBatch(number="DEP-2025-0001", status=DepositStatus.DEPOSITED, total_cents=42500,
@@ -123,12 +125,12 @@ def month(app):
         "DEP-2025-0004": DepositBatch(number="DEP-2025-0004", status=DepositStatus.DEPOSITED, total_cents=42500,
                                       deposited_on=date(2025, 2, 28)),
     }
-    fundings = {ref: CareCreditFunding(reference=ref, funded_on=day, gross_cents=gross, fee_cents=gross - net,
-                                       net_cents=net, source="csv")
-                for ref, day, gross, net in [("CCF250304A", date(2025, 3, 4), 217000, 200497),
-                                             ("CCF250313A", date(2025, 3, 13), 420000, 370020),
-                                             ("CCF250325A", date(2025, 3, 25), 335000, 286535)]}
-    db.session.add_all([*batches.values(), *fundings.values()])
+    # The CareCredit fundings from CareCredit's funding report, through the fundings service.
+    fundings_service.import_funding_csv((SAMPLES / "carecredit_funding.csv").read_text(), today=date(2025, 4, 1))
+    fundings = {f.reference: f for f in db.session.scalars(sa.select(CareCreditFunding))}
+    assert {ref: f.net_cents for ref, f in fundings.items()} == {
+        "CCF250304A": 200497, "CCF250313A": 370020, "CCF250325A": 286535}
+    db.session.add_all(batches.values())
     db.session.flush()
     statement = bank.import_statement("march.ofx", OFX1.read_bytes()).statement
     payout = {p.payout_id: p for p in db.session.scalars(sa.select(StripePayout))}
