@@ -293,3 +293,23 @@ def test_common_ofx_variants_read_the_same(variant):
     assert [(r.fitid, r.posted_on, r.amount_cents, r.description) for r in parsed.rows] == [
         (r.fitid, r.posted_on, r.amount_cents, r.description) for r in parse_bank_file(OFX1.read_bytes()).rows]
     assert parsed.account_ref == "****9377"
+
+
+def test_a_batch_deposited_through_the_deposit_service_is_suggested_and_confirmed(make_patient, pay_mo):
+    """Money orders taken at the desk, batched and marked deposited, then seen on the bank's CSV."""
+    from billing.services import deposits
+    from tests.services.conftest import TODAY
+
+    patient = make_patient()
+    payments = [pay_mo(patient, dollars, confirm=True) for dollars in ("150.00", "200.00", "75.00")]
+    batch = deposits.create_batch([p.id for p in payments], today=TODAY)
+    deposits.mark_deposited(batch, TODAY, "557130", today=TODAY)
+    csv_text = (f"Date,Description,Amount\n{TODAY:%m/%d/%Y},DEPOSIT ID NUMBER 557130,425.00\n"
+                f"{TODAY:%m/%d/%Y},DEPOSIT ID NUMBER 557131,425.01\n")
+    statement = bank.import_statement("desk.csv", csv_text.encode()).statement
+    line, other = bank.lines_of(statement)
+    found = bank.suggestions([line, other])
+    assert [(t.kind, t.id, t.amount.cents) for t in found[line.id]] == [(BankMatchKind.DEPOSIT_BATCH, batch.id, 42500)]
+    assert found[other.id] == []
+    assert bank.confirm(line, "deposit_batch", batch.id).label == f"Deposit batch {batch.number}"
+    assert bank.unmatched_targets() == []
