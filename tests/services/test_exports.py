@@ -15,6 +15,7 @@ from beancount import loader
 from beancount.core import data, realization
 
 from billing.exports import beancount as beancount_export
+from billing.exports import journal_rows
 from billing.exports import quickbooks as quickbooks_export
 from billing.exports.names import default_beancount_name, export_names, set_export_names
 from billing.models import AccountType, AdjustmentKind
@@ -166,3 +167,13 @@ def test_the_quickbooks_csv_balances_per_entry_and_ties_to_the_movements(month):
     movements = {r.name: r.balance.to_decimal() for r in trial_balance(MARCH[1], since=MARCH[0]) if r.balance}
     assert {k: v for k, v in per_account.items() if v} == movements
     assert len(per_entry) == len({r["Journal No"] for r in rows}) >= 10
+
+
+def test_batches_of_any_size_give_the_same_file(month, monkeypatch):
+    """Entries are read in batches (constant memory); an entry split across two batches stays whole."""
+    whole = export(*MARCH)
+    for size in (1, 2, 3):
+        monkeypatch.setattr(journal_rows, "BATCH", size)
+        assert export(*MARCH) == whole
+        assert "".join(quickbooks_export.lines(*MARCH)).count("\r\n") == 1 + sum(
+            len(e.lines) for e in journal_rows.entries(*MARCH))
