@@ -34,6 +34,7 @@ class DailyClose(db.Model):
 class DepositStatus(StrEnum):
     OPEN = "open"  # put together, slip printed, not yet at the bank
     DEPOSITED = "deposited"
+    CANCELLED = "cancelled"  # given up before the bank; its money orders went back on hand
 
 
 class DepositBatch(db.Model):

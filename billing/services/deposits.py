@@ -136,8 +136,8 @@ def mark_deposited(batch: DepositBatch, deposited_on: date | None, bank_referenc
 
 def cancel_batch(batch: DepositBatch) -> str:
     """Give up an open batch (nothing was posted for it): its money orders are on hand again. Returns its
-    number. Raises ServiceError for a deposited batch. Removes the batch and its items, writes an audit
-    event with what they were."""
+    number. Raises ServiceError for a deposited batch. The batch stays, marked cancelled (its number is
+    not reused); its items are released; an audit event keeps what they were."""
     batch = _lock_batch(batch)
     if batch.status != DepositStatus.OPEN:
         raise ServiceError(f"{batch.number} was deposited on {batch.deposited_on:%m/%d/%Y}; a deposit is "
@@ -151,8 +151,7 @@ def cancel_batch(batch: DepositBatch) -> str:
                                                    "payments": ids})
     for item in batch.items:
         db.session.delete(item)
-    db.session.flush()
-    db.session.delete(batch)
+    batch.status = DepositStatus.CANCELLED
     db.session.flush()
     return number
 

@@ -16,7 +16,8 @@ import sqlalchemy.orm as so
 
 from billing.extensions import db
 from billing.models import (
-    Adjustment, AdjustmentKind, Allocation, CareCreditDetails, CareCreditPlan, Invoice, InvoiceStatus,
+    Adjustment, AdjustmentKind, Allocation, CareCreditDetails, CareCreditPlan, DepositBatch, DepositBatchItem,
+    DepositStatus, Invoice, InvoiceStatus,
     MoneyOrderDetails, MoneyOrderIssuer, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
@@ -382,7 +383,7 @@ def post_refund(payment: Payment, amount: Money, reason: str, *, today: date, **
 
 def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
     """A money order came back (counterfeit, stopped): reopen everything it paid and take its amount
-    back out of undeposited funds. Raises ServiceError for another method, a payment not settled or
+    back out of undeposited funds (out of Bank when it was already deposited). Raises ServiceError for another method, a payment not settled or
     partly refunded (the check paid out needs the bookkeeper), or no reason."""
     _lock_patient(payment.patient_id)
     payment = _lock_payment(payment)
@@ -403,12 +404,20 @@ def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
     journal.post(today, f"Returned money order, payment #{payment.id}", refund, [
         (journal.RECEIVABLES, reopened, payment.patient_id),
         (journal.PATIENT_CREDITS, amount - reopened, payment.patient_id),
-        (RECEIVED_INTO[payment.method], -amount, None),
+        (journal.BANK if _deposited(payment) else RECEIVED_INTO[payment.method], -amount, None),
     ])
     receipts.issue_for_refund(refund)
     audit.record("payment.return", payment, changes={"amount": amount.plain(), "reason": reason.strip(),
                                                      "reopened": reopened.plain()})
     return refund
+
+
+def _deposited(payment: Payment) -> bool:
+    """Whether the money order went to the bank in a deposit (a return then comes out of Bank)."""
+    return db.session.scalar(
+        sa.select(DepositBatch.id).join(DepositBatchItem).where(
+            DepositBatchItem.payment_id == payment.id, DepositBatch.status == DepositStatus.DEPOSITED)
+    ) is not None
 
 
 def take_back(payment: Payment, amount: Money) -> Money:

@@ -70,7 +70,7 @@ def upgrade():
     op.create_table('deposit_batches',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=20), nullable=False),
-    sa.Column('status', sa.Enum('open', 'deposited', name='deposit_status', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('status', sa.Enum('open', 'deposited', 'cancelled', name='deposit_status', native_enum=False, create_constraint=True), nullable=False),
     sa.Column('total_cents', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),

@@ -153,11 +153,22 @@ def test_a_returned_money_order_in_an_open_batch_stops_the_deposit(three):
     assert undeposited_funds() != on_hand_total()  # the money orders page flags it too
 
 
+def test_a_money_order_returned_after_its_deposit_comes_back_out_of_the_bank(three):
+    batch = deposits.create_batch([p.id for p in three], today=TODAY)
+    deposits.mark_deposited(batch, TODAY, "DEP 1", today=TODAY)
+    bank, undeposited = journal.balance(journal.BANK), journal.balance(journal.UNDEPOSITED)
+
+    payment_service.return_money_order(three[1], "Counterfeit, the bank charged it back", today=TODAY)
+
+    assert journal.balance(journal.BANK) == bank - usd("100.00")
+    assert journal.balance(journal.UNDEPOSITED) == undeposited == Money.zero()
+
+
 def test_cancelling_an_open_batch_frees_its_money_orders(three):
     batch = deposits.create_batch([p.id for p in three], today=TODAY)
     entries = db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry))
     assert deposits.cancel_batch(batch) == "DEP-2026-0001"
-    assert batch_rows() == (0, 0)
+    assert batch_rows() == (1, 0) and batch.status == DepositStatus.CANCELLED
     assert on_hand_total() == usd("425.25")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)) == entries
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "deposit.cancel"))

@@ -225,7 +225,8 @@ def test_cancelling_an_open_batch_puts_its_money_orders_back(login, day_of_money
                            follow_redirects=True)
     assert "is cancelled; its money orders are on hand again" in text(response)
     assert 'data-figure="on-hand">$490.00' in text(response)
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(DepositBatch)) == 0
+    assert db.session.scalar(sa.select(DepositBatch.status)) == DepositStatus.CANCELLED
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DepositBatchItem)) == 0
 
 
 def test_deposited_batches_are_listed(login, day_of_money):
