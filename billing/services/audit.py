@@ -19,23 +19,23 @@ def record(
     *,
     changes: dict[str, Any] | None = None,
     actor: User | None = None,
-) -> AuditEvent:
-    """Add one audit event to the session; it commits or rolls back with the change it records.
+) -> int:
+    """Write one audit event in the current transaction, so it commits or rolls back with the change
+    it records; returns its id.
 
     `entity` is a model instance (flushed first if it has no id yet) or None.
     The actor defaults to the signed-in staff user, else `g.audit_actor` (the CLI sets it),
-    else "anonymous" in a request and "system" outside one.
+    else "anonymous" in a request and "system" outside one. The row is inserted at once, without
+    the unit of work: nothing ever changes it afterwards.
     """
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     entity_type = entity_id = None
     if entity is not None:
-        if sa.inspect(entity).identity is None:
-            db.session.flush()
         entity_type = type(entity).__name__
-        entity_id = str(sa.inspect(entity).identity[0])
-    event = AuditEvent(
-        actor=actor,
+        entity_id = str(primary_key(entity))
+    insert = sa.insert(AuditEvent.__table__).values(
+        actor_id=primary_key(actor) if actor else None,
         actor_label=actor.email if actor else g.get("audit_actor") or _anonymous_label(),
         action=action,
         entity_type=entity_type,
@@ -43,8 +43,17 @@ def record(
         changes=changes or None,
         ip=request.remote_addr if has_request_context() else None,
     )
-    db.session.add(event)
-    return event
+    return db.session.execute(insert).inserted_primary_key[0]
+
+
+def primary_key(obj: Any) -> Any:
+    """The primary key of a model instance, flushing it first if it is new. Read from the identity,
+    so an instance expired by the last commit is not reloaded just for its id."""
+    identity = sa.inspect(obj).identity
+    if identity is None:
+        db.session.flush()
+        identity = sa.inspect(obj).identity
+    return identity[0]
 
 
 def current_actor_id() -> int | None:

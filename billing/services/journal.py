@@ -77,11 +77,12 @@ def _forget_open_months(mapper, connection, period: AccountingPeriod) -> None:
 
 
 def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
-         reverses: JournalEntry | None = None) -> JournalEntry:
-    """Write one balanced journal entry for `source` (a model instance).
+         reverses: JournalEntry | None = None) -> int:
+    """Write one balanced journal entry for `source` (a model instance); returns the entry's id.
 
-    Zero lines are dropped. Raises ServiceError when the month is closed and ValueError when the
-    lines do not balance or are empty (a programming error, never a user error).
+    Zero lines are dropped. The entry and its lines are inserted at once, without the unit of
+    work: posted rows never change. Raises ServiceError when the month is closed and ValueError
+    when the lines do not balance or are empty (a programming error, never a user error).
     """
     ensure_period_open(entry_date)
     kept = [(code, amount, patient_id) for code, amount, patient_id in lines if amount]
@@ -89,22 +90,20 @@ def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
         raise ValueError("A journal entry needs at least one non-zero line.")
     if sum((amount for _, amount, _ in kept), Money.zero()):
         raise ValueError(f"Unbalanced journal entry for {description!r}: {kept}")
-    if sa.inspect(source).identity is None:
-        db.session.flush()
-    entry = JournalEntry(
+    entry = sa.insert(JournalEntry.__table__).values(
         entry_date=entry_date,
         description=description[:200],
         source_type=type(source).__name__,
-        source_id=str(sa.inspect(source).identity[0]),
+        source_id=str(audit.primary_key(source)),
         reverses_id=reverses.id if reverses else None,
         created_by_id=audit.current_actor_id(),
     )
-    entry.lines = [
-        JournalLine(account_id=account_id(code), amount_cents=amount.cents, patient_id=patient_id)
+    entry_id = db.session.execute(entry).inserted_primary_key[0]
+    db.session.execute(sa.insert(JournalLine.__table__), [
+        {"entry_id": entry_id, "account_id": account_id(code), "amount_cents": amount.cents, "patient_id": patient_id}
         for code, amount, patient_id in kept
-    ]
-    db.session.add(entry)
-    return entry
+    ])
+    return entry_id
 
 
 def entries_for(source: Any) -> list[JournalEntry]:
@@ -116,8 +115,8 @@ def entries_for(source: Any) -> list[JournalEntry]:
     ))
 
 
-def reverse(entry: JournalEntry, entry_date: date, description: str, source: Any) -> JournalEntry:
-    """Write the mirror image of `entry`, pointing at it."""
+def reverse(entry: JournalEntry, entry_date: date, description: str, source: Any) -> int:
+    """Write the mirror image of `entry`, pointing at it; returns the new entry's id."""
     lines = [(line.account.code, -Money(line.amount_cents), line.patient_id) for line in entry.lines]
     return post(entry_date, description, source, lines, reverses=entry)
 
