@@ -8,9 +8,12 @@ from flask_login import current_user
 
 from billing.extensions import db
 from billing.models import AuditEvent, User
+from billing.services import primary_key
 
 # Attribute values never copied into the log.
 REDACTED = {"password_hash", "logo"}
+
+_INSERT = sa.insert(AuditEvent.__table__)
 
 
 def record(
@@ -34,26 +37,15 @@ def record(
     if entity is not None:
         entity_type = type(entity).__name__
         entity_id = str(primary_key(entity))
-    insert = sa.insert(AuditEvent.__table__).values(
-        actor_id=primary_key(actor) if actor else None,
-        actor_label=actor.email if actor else g.get("audit_actor") or _anonymous_label(),
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        changes=changes or None,
-        ip=request.remote_addr if has_request_context() else None,
-    )
-    return db.session.execute(insert).inserted_primary_key[0]
-
-
-def primary_key(obj: Any) -> Any:
-    """The primary key of a model instance, flushing it first if it is new. Read from the identity,
-    so an instance expired by the last commit is not reloaded just for its id."""
-    identity = sa.inspect(obj).identity
-    if identity is None:
-        db.session.flush()
-        identity = sa.inspect(obj).identity
-    return identity[0]
+    return db.session.execute(_INSERT, {
+        "actor_id": primary_key(actor) if actor else None,
+        "actor_label": actor.email if actor else g.get("audit_actor") or _anonymous_label(),
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "changes": changes or None,
+        "ip": request.remote_addr if has_request_context() else None,
+    }).inserted_primary_key[0]
 
 
 def current_actor_id() -> int | None:

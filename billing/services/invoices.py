@@ -7,16 +7,11 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from billing.extensions import db
-from billing.models import Charge, ChargeStatus, Invoice, InvoiceLine, InvoiceStatus, Patient
+from billing.models import Charge, ChargeStatus, ClinicSettings, Invoice, InvoiceLine, InvoiceStatus, Patient
 from billing.models.types import utcnow
 from billing.money import Money
-from billing.services import ServiceError, audit
-from billing.services.numbering import next_value
-from billing.services.settings import get_settings
-
-
-def format_number(prefix: str, year: int, sequence: int) -> str:
-    return f"{prefix}-{year}-{sequence:06d}"
+from billing.services import ServiceError, audit, primary_key
+from billing.services.numbering import next_number
 
 
 def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | None = None) -> Invoice:
@@ -24,7 +19,8 @@ def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | 
     per year. The lines copy the charges as they stand; the invoice never changes after. No journal
     entry: the charges already posted to receivables. Raises ServiceError when there is nothing to
     invoice or a chosen charge is not open."""
-    query = (sa.select(Charge).where(Charge.patient_id == patient.id, Charge.status == ChargeStatus.OPEN)
+    patient_id = primary_key(patient)
+    query = (sa.select(Charge).where(Charge.patient_id == patient_id, Charge.status == ChargeStatus.OPEN)
              .order_by(Charge.date_of_service, Charge.id).with_for_update(of=Charge))
     if charge_ids is not None:
         query = query.where(Charge.id.in_(charge_ids))
@@ -34,10 +30,9 @@ def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | 
     if not charges:
         raise ServiceError("There are no open charges to invoice.")
     total = sum((Money(c.amount_cents) for c in charges), Money.zero())
-    sequence = next_value(f"invoice:{today.year}")
     invoice = Invoice(
-        patient_id=patient.id,
-        number=format_number(get_settings().invoice_prefix, today.year, sequence),
+        patient_id=patient_id,
+        number=next_number("invoice", today.year, ClinicSettings.invoice_prefix),
         status=InvoiceStatus.OPEN if total else InvoiceStatus.PAID,
         issue_date=today, issued_at=utcnow(), issued_by_id=audit.current_actor_id(), total_cents=total.cents,
     )
@@ -79,7 +74,7 @@ def void_invoice(invoice: Invoice, reason: str, *, today: date) -> None:
 
     if not reason.strip():
         raise ServiceError("Say why the invoice is voided.", "reason")
-    invoice = lock_invoice(invoice.id)
+    invoice = lock_invoice(primary_key(invoice))
     if invoice.status == InvoiceStatus.VOID:
         raise ServiceError("This invoice is already void.")
     unapply_invoice(invoice, today=today, description=f"Void {invoice.number}: {reason.strip()}")

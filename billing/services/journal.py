@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from billing.extensions import db
 from billing.models import Account, AccountingPeriod, JournalEntry, JournalLine, PeriodStatus, ServiceCategory
 from billing.money import Money
-from billing.services import ServiceError, audit
+from billing.services import ServiceError, audit, primary_key
 
 # The chart of accounts (code, name, type); the first migration that needs it seeds it.
 BANK = "1000"
@@ -33,6 +33,10 @@ REVENUE = {
 Line = tuple[str, Money, int | None]
 
 _account_ids: dict[str, dict[str, int]] = {}
+
+_PERIOD_STATUS = sa.select(AccountingPeriod.status).where(AccountingPeriod.month == sa.bindparam("month"))
+_INSERT_ENTRY = sa.insert(JournalEntry.__table__)
+_INSERT_LINES = sa.insert(JournalLine.__table__)
 
 
 def account_id(code: str) -> int:
@@ -60,7 +64,7 @@ def ensure_period_open(day: date, field: str | None = None) -> None:
         session.info["open_months"] = (transaction, open_months)
     if month in open_months:
         return
-    status = db.session.scalar(sa.select(AccountingPeriod.status).where(AccountingPeriod.month == month))
+    status = db.session.scalar(_PERIOD_STATUS, {"month": month})
     if status == PeriodStatus.CLOSED:
         raise ServiceError(
             f"The books for {day:%B %Y} are closed; nothing can be dated in that month. "
@@ -90,16 +94,15 @@ def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
         raise ValueError("A journal entry needs at least one non-zero line.")
     if sum((amount for _, amount, _ in kept), Money.zero()):
         raise ValueError(f"Unbalanced journal entry for {description!r}: {kept}")
-    entry = sa.insert(JournalEntry.__table__).values(
-        entry_date=entry_date,
-        description=description[:200],
-        source_type=type(source).__name__,
-        source_id=str(audit.primary_key(source)),
-        reverses_id=reverses.id if reverses else None,
-        created_by_id=audit.current_actor_id(),
-    )
-    entry_id = db.session.execute(entry).inserted_primary_key[0]
-    db.session.execute(sa.insert(JournalLine.__table__), [
+    entry_id = db.session.execute(_INSERT_ENTRY, {
+        "entry_date": entry_date,
+        "description": description[:200],
+        "source_type": type(source).__name__,
+        "source_id": str(primary_key(source)),
+        "reverses_id": reverses.id if reverses else None,
+        "created_by_id": audit.current_actor_id(),
+    }).inserted_primary_key[0]
+    db.session.execute(_INSERT_LINES, [
         {"entry_id": entry_id, "account_id": account_id(code), "amount_cents": amount.cents, "patient_id": patient_id}
         for code, amount, patient_id in kept
     ])

@@ -20,7 +20,7 @@ from billing.models import (
     MoneyOrderDetails, MoneyOrderIssuer, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
-from billing.services import ServiceError, audit, journal, receipts
+from billing.services import ServiceError, audit, journal, primary_key, receipts
 from billing.services.balances import invoice_balance, patient_credit, payment_refunded
 from billing.services.invoices import lock_invoice
 
@@ -184,7 +184,7 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
     _refuse_duplicate_serial(details.issuer, serial)
     # Lock the patient before the payment row refers to it, and refuse an unconfirmed overpayment
     # or a bad allocation before anything is written.
-    patient = _lock_patient(patient.id)
+    patient = _lock_patient(primary_key(patient))
     plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
     try:
         with db.session.begin_nested():  # the unique key settles a race with another front desk
@@ -230,7 +230,7 @@ def record_carecredit(patient: Patient, amount: Money, details: CareCreditInput,
         raise ServiceError("Enter only the last 4 digits of the CareCredit account.", "account_last4")
     if not (details.id_checked and details.receipt_signed):
         raise ServiceError("Check the cardholder's ID and get the receipt signed first.", "verification")
-    patient = _lock_patient(patient.id)  # as for money orders: plan before writing
+    patient = _lock_patient(primary_key(patient))  # as for money orders: plan before writing
     plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
     payment = _new_payment(patient, PaymentMethod.CARECREDIT, amount, received_date, carecredit=CareCreditDetails(
         authorization_code=code, plan_id=details.plan.id, merchant_fee_bps=details.plan.merchant_fee_bps,
@@ -245,8 +245,8 @@ def apply_credit(patient: Patient, invoice: Invoice, amount: Money | None, *, to
     """Apply the patient's credit to one open invoice (all that fits when `amount` is None) and post
     it (patient credits / receivables). Returns what was applied. Raises ServiceError when there is
     no credit, the invoice is not the patient's open invoice, or the amount exceeds either."""
-    patient = _lock_patient(patient.id)
-    invoice = lock_invoice(invoice.id)
+    patient = _lock_patient(primary_key(patient))
+    invoice = lock_invoice(primary_key(invoice))
     if invoice.patient_id != patient.id or invoice.status != InvoiceStatus.OPEN:
         raise ServiceError("Credit can only be applied to this patient's open invoices.")
     credit, due = patient_credit(patient.id), invoice_balance(invoice)
@@ -401,7 +401,7 @@ def return_money_order(payment: Payment, reason: str, *, today: date) -> Refund:
 def adjust_invoice(invoice: Invoice, kind: AdjustmentKind, amount: Money, reason: str, *, today: date) -> Adjustment:
     """A courtesy discount or write-off on an open invoice (discounts and write-offs / receivables).
     Raises ServiceError for no reason, a non-positive amount, or more than is due."""
-    invoice = lock_invoice(invoice.id)
+    invoice = lock_invoice(primary_key(invoice))
     if invoice.status != InvoiceStatus.OPEN:
         raise ServiceError("Only an open invoice can be adjusted.")
     due = invoice_balance(invoice)

@@ -6,17 +6,14 @@ import hashlib
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import AuditEvent, JournalEntry, JournalLine, Payment, Receipt, Refund
+from billing.models import AuditEvent, ClinicSettings, JournalEntry, JournalLine, Payment, Receipt, Refund
 from billing.money import Money
 from billing.services import audit, journal
-from billing.services.invoices import format_number
-from billing.services.numbering import next_value
-from billing.services.settings import get_settings
+from billing.services.numbering import next_number
 
 
 def _issue(year: int, **source) -> Receipt:
-    number = format_number(get_settings().receipt_prefix, year, next_value(f"receipt:{year}"))
-    receipt = Receipt(number=number, **source)
+    receipt = Receipt(number=next_number("receipt", year, ClinicSettings.receipt_prefix), **source)
     db.session.add(receipt)
     db.session.flush()
     return receipt
