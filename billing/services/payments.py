@@ -42,6 +42,9 @@ ApplyTo = Sequence[tuple[int, Money]] | None
 # A planned allocation: the locked invoice, the share it gets, and what was due on it before.
 Share = tuple[Invoice, Money, Money]
 
+# Allocations are append-only (undoing one appends a negative row): inserted without the unit of work.
+_INSERT_ALLOCATIONS = sa.insert(Allocation.__table__)
+
 
 @dataclass
 class MoneyOrderInput:
@@ -128,11 +131,14 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
 def _allocate(payment: Payment | None, patient_id: int, plan: list[Share]) -> Money:
     """Write the planned allocations; an invoice left with nothing due is paid. Returns the total."""
     applied = Money.zero()
+    rows = []
     for invoice, share, due in plan:
-        db.session.add(Allocation(patient_id=patient_id, payment_id=payment.id if payment else None,
-                                  invoice_id=invoice.id, amount_cents=share.cents))
+        rows.append({"patient_id": patient_id, "payment_id": payment.id if payment else None,
+                     "invoice_id": invoice.id, "amount_cents": share.cents, "reverses_id": None})
         invoice.status = InvoiceStatus.OPEN if due - share else InvoiceStatus.PAID
         applied += share
+    if rows:
+        db.session.execute(_INSERT_ALLOCATIONS, rows)
     return applied
 
 
@@ -282,14 +288,17 @@ def _unapply(pairs: list[tuple[Allocation, Money]], limit: Money | None = None) 
     """Undo allocations (up to `limit` in total); the invoices reopen. Returns the amount undone."""
     undone = Money.zero()
     touched = {}
+    rows = []
     for alloc, left in pairs:
         share = left if limit is None else min(left, limit - undone)
         if not share.is_positive:
             break
-        invoice = touched.setdefault(alloc.invoice_id, lock_invoice(alloc.invoice_id))
-        db.session.add(Allocation(patient_id=alloc.patient_id, payment_id=alloc.payment_id,
-                                  invoice_id=alloc.invoice_id, amount_cents=-share.cents, reverses_id=alloc.id))
+        touched.setdefault(alloc.invoice_id, lock_invoice(alloc.invoice_id))
+        rows.append({"patient_id": alloc.patient_id, "payment_id": alloc.payment_id, "invoice_id": alloc.invoice_id,
+                     "amount_cents": -share.cents, "reverses_id": alloc.id})
         undone += share
+    if rows:
+        db.session.execute(_INSERT_ALLOCATIONS, rows)
     for invoice in touched.values():
         if invoice.status == InvoiceStatus.PAID:
             invoice.status = InvoiceStatus.OPEN
