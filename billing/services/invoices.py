@@ -45,11 +45,11 @@ def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | 
         )
         for c in charges
     ]
-    db.session.add(invoice)
-    db.session.flush()
     for charge in charges:
         charge.status = ChargeStatus.INVOICED
-        charge.invoice_id = invoice.id
+        charge.invoice = invoice
+    db.session.add(invoice)
+    db.session.flush()  # the invoice, its lines and the charges in one unit of work
     audit.record("invoice.issue", invoice, changes={"number": invoice.number, "total": total.plain(),
                                                     "charges": [c.id for c in charges]})
     return invoice

@@ -210,10 +210,10 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
 
 
 def _refuse_duplicate_serial(issuer: MoneyOrderIssuer, serial: str) -> None:
-    existing = db.session.scalar(
-        sa.select(Payment).join(MoneyOrderDetails)
+    existing = db.session.execute(
+        sa.select(Payment.id, Payment.received_date).join(MoneyOrderDetails)
         .where(MoneyOrderDetails.issuer == issuer, MoneyOrderDetails.serial == serial)
-    )
+    ).first()
     if existing is not None:
         raise ServiceError(
             f"{issuer.label} money order {serial} was already recorded on {existing.received_date:%m/%d/%Y} "
