@@ -1,5 +1,6 @@
 """Gap-free numbers: each counter row is advanced under a row lock held until commit."""
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,9 +26,19 @@ def next_number(kind: str, year: int, prefix: sa.ColumnElement[str]) -> str:
     """The next number of a document of `kind` in `year`, like INV-2026-000042: counter
     "kind:year" advanced as by next_value, with `prefix` (a ClinicSettings column) read from the
     clinic's settings in the same statement."""
-    setting = sa.select(prefix).where(ClinicSettings.id == 1).scalar_subquery()
-    value, text = _advance(f"{kind}:{year}", _ADVANCE.returning(setting.label("prefix")), setting)
+    setting = _setting(prefix)
+    value, text = _advance(f"{kind}:{year}", _advance_reading(setting), setting)
     return format_number(text, year, value)
+
+
+@functools.cache
+def _setting(column: sa.ColumnElement[str]) -> sa.ScalarSelect:
+    return sa.select(column).where(ClinicSettings.id == 1).scalar_subquery()
+
+
+@functools.cache
+def _advance_reading(setting: sa.ScalarSelect) -> sa.Update:
+    return _ADVANCE.returning(setting.label("setting"))
 
 
 def format_number(prefix: str, year: int, sequence: int) -> str:

@@ -65,15 +65,25 @@ class CareCreditInput:
     receipt_signed: bool
 
 
-def _lock_patient(patient_id: int) -> Patient:
-    """Serialise everything that moves one patient's money (payments, refunds, credit).
+# FOR NO KEY UPDATE on PostgreSQL: rows that merely refer to the patient (payments, allocations,
+# journal lines) take a key-share lock, which FOR UPDATE would block — a deadlock between two
+# transactions that each hold one and wait for the other's.
+_LOCK_PATIENT = sa.select(Patient).where(Patient.id == sa.bindparam("patient_id")).with_for_update(key_share=True)
+# Locked in id order (as every locker does, so two never wait on each other); freshly read.
+_LOCK_OPEN_INVOICES = (
+    sa.select(Invoice).where(Invoice.patient_id == sa.bindparam("patient_id"), Invoice.status == InvoiceStatus.OPEN)
+    .order_by(Invoice.id).with_for_update().options(so.lazyload(Invoice.lines))
+    .execution_options(populate_existing=True)
+)
+_PAYMENT_WITH_SERIAL = (
+    sa.select(Payment.id, Payment.received_date).join(MoneyOrderDetails)
+    .where(MoneyOrderDetails.issuer == sa.bindparam("issuer"), MoneyOrderDetails.serial == sa.bindparam("serial"))
+)
 
-    FOR NO KEY UPDATE on PostgreSQL: rows that merely refer to the patient (payments, allocations,
-    journal lines) take a key-share lock, which FOR UPDATE would block — a deadlock between two
-    transactions that each hold one and wait for the other's."""
-    return db.session.scalars(
-        sa.select(Patient).where(Patient.id == patient_id).with_for_update(key_share=True)
-    ).one()
+
+def _lock_patient(patient_id: int) -> Patient:
+    """Serialise everything that moves one patient's money (payments, refunds, credit)."""
+    return db.session.scalars(_LOCK_PATIENT, {"patient_id": patient_id}).one()
 
 
 def _check_new_payment(patient: Patient, amount: Money, received_date: date, today: date) -> None:
@@ -89,12 +99,8 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
     """Which invoices get how much of `amount`; the invoices are locked. Raises ServiceError for a
     chosen amount above an invoice's balance, more chosen than paid, or an unconfirmed overpayment."""
     if apply_to is None:
-        # Locked in id order (as every locker does, so two never wait on each other), applied oldest first.
-        invoices = db.session.scalars(
-            sa.select(Invoice).where(Invoice.patient_id == patient.id, Invoice.status == InvoiceStatus.OPEN)
-            .order_by(Invoice.id).with_for_update().options(so.lazyload(Invoice.lines))
-            .execution_options(populate_existing=True)
-        ).all()
+        # Locked in id order, applied oldest first.
+        invoices = db.session.scalars(_LOCK_OPEN_INVOICES, {"patient_id": patient.id}).all()
         plan, left = [], amount
         for invoice in sorted(invoices, key=lambda i: (i.issue_date, i.id)):
             due = invoice_balance(invoice)
@@ -210,10 +216,7 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
 
 
 def _refuse_duplicate_serial(issuer: MoneyOrderIssuer, serial: str) -> None:
-    existing = db.session.execute(
-        sa.select(Payment.id, Payment.received_date).join(MoneyOrderDetails)
-        .where(MoneyOrderDetails.issuer == issuer, MoneyOrderDetails.serial == serial)
-    ).first()
+    existing = db.session.execute(_PAYMENT_WITH_SERIAL, {"issuer": issuer, "serial": serial}).first()
     if existing is not None:
         raise ServiceError(
             f"{issuer.label} money order {serial} was already recorded on {existing.received_date:%m/%d/%Y} "
