@@ -14,17 +14,23 @@ from billing.services import ServiceError, audit, primary_key
 from billing.services.numbering import next_number
 
 
+# The patient's open charges, locked; with their services (the lines' descriptions), not their
+# providers, and their package only for the rare charge that sells one.
+_OPEN_CHARGES = (
+    sa.select(Charge).where(Charge.patient_id == sa.bindparam("patient_id"), Charge.status == ChargeStatus.OPEN)
+    .order_by(Charge.date_of_service, Charge.id).with_for_update(of=Charge)
+    .options(so.lazyload(Charge.provider), so.lazyload(Charge.package))
+)
+
+
 def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | None = None) -> Invoice:
     """Issue an invoice for the patient's open charges (all, or those chosen), numbered without gaps
     per year. The lines copy the charges as they stand; the invoice never changes after. No journal
     entry: the charges already posted to receivables. Raises ServiceError when there is nothing to
     invoice or a chosen charge is not open."""
     patient_id = primary_key(patient)
-    query = (sa.select(Charge).where(Charge.patient_id == patient_id, Charge.status == ChargeStatus.OPEN)
-             .order_by(Charge.date_of_service, Charge.id).with_for_update(of=Charge))
-    if charge_ids is not None:
-        query = query.where(Charge.id.in_(charge_ids))
-    charges = list(db.session.scalars(query))
+    query = _OPEN_CHARGES if charge_ids is None else _OPEN_CHARGES.where(Charge.id.in_(charge_ids))
+    charges = list(db.session.scalars(query, {"patient_id": patient_id}))
     if charge_ids is not None and len(charges) != len(set(charge_ids)):
         raise ServiceError("Some of the chosen charges are already invoiced or voided; reload the page.")
     if not charges:
