@@ -23,6 +23,9 @@ _OPEN_CHARGES = (
 )
 
 
+_INSERT_LINES = sa.insert(InvoiceLine.__table__)
+
+
 def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | None = None) -> Invoice:
     """Issue an invoice for the patient's open charges (all, or those chosen), numbered without gaps
     per year. The lines copy the charges as they stand; the invoice never changes after. No journal
@@ -42,20 +45,19 @@ def issue_invoice(patient: Patient, *, today: date, charge_ids: Sequence[int] | 
         status=InvoiceStatus.OPEN if total else InvoiceStatus.PAID,
         issue_date=today, issued_at=utcnow(), issued_by_id=audit.current_actor_id(), total_cents=total.cents,
     )
-    invoice.lines = [
-        InvoiceLine(
-            charge_id=c.id, date_of_service=c.date_of_service,
-            description=c.package.name if c.package_id else c.service.name,
-            code="" if c.package_id else c.service.cpt_code, units=c.units, unit_price_cents=c.unit_price_cents,
-            discount_cents=c.discount_cents, amount_cents=c.amount_cents,
-        )
-        for c in charges
-    ]
     for charge in charges:
         charge.status = ChargeStatus.INVOICED
         charge.invoice = invoice
     db.session.add(invoice)
-    db.session.flush()  # the invoice, its lines and the charges in one unit of work
+    db.session.flush()  # the invoice and its charges in one unit of work
+    # The lines never change either: inserted without the unit of work (invoice.lines loads them).
+    db.session.execute(_INSERT_LINES, [
+        {"invoice_id": invoice.id, "charge_id": c.id, "date_of_service": c.date_of_service,
+         "description": c.package.name if c.package_id else c.service.name,
+         "code": "" if c.package_id else c.service.cpt_code, "units": c.units,
+         "unit_price_cents": c.unit_price_cents, "discount_cents": c.discount_cents, "amount_cents": c.amount_cents}
+        for c in charges
+    ])
     audit.record("invoice.issue", invoice, changes={"number": invoice.number, "total": total.plain(),
                                                     "charges": [c.id for c in charges]})
     return invoice
