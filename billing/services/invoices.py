@@ -21,8 +21,6 @@ _OPEN_CHARGES = (
     .order_by(Charge.date_of_service, Charge.id).with_for_update(of=Charge)
     .options(so.lazyload(Charge.provider), so.lazyload(Charge.package))
 )
-
-
 _INSERT_LINES = sa.insert(InvoiceLine.__table__)
 
 
