@@ -53,6 +53,7 @@ class Charge(db.Model):
     package = so.relationship("Package", lazy="joined")
     provider = so.relationship("Provider", lazy="joined")
     patient = so.relationship("Patient")
+    invoice = so.relationship("Invoice")
 
 
 class PackagePurchase(db.Model):

@@ -1,5 +1,11 @@
 """The only code that creates or changes rows. Functions flush; views commit."""
 
+from typing import Any
+
+import sqlalchemy as sa
+
+from billing.extensions import db
+
 
 class ServiceError(Exception):
     """A business rule refused the request; `field` names the form field to show it next to."""
@@ -8,3 +14,13 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+def primary_key(obj: Any) -> Any:
+    """The primary key of a model instance, flushing it first if it is new. Read from the identity,
+    so an instance expired by the last commit is not reloaded just for its id."""
+    identity = sa.inspect(obj).identity
+    if identity is None:
+        db.session.flush()
+        identity = sa.inspect(obj).identity
+    return identity[0]

@@ -8,9 +8,12 @@ from flask_login import current_user
 
 from billing.extensions import db
 from billing.models import AuditEvent, User
+from billing.services import primary_key
 
 # Attribute values never copied into the log.
 REDACTED = {"password_hash", "logo"}
+
+_INSERT = sa.insert(AuditEvent.__table__)
 
 
 def record(
@@ -19,32 +22,30 @@ def record(
     *,
     changes: dict[str, Any] | None = None,
     actor: User | None = None,
-) -> AuditEvent:
-    """Add one audit event to the session; it commits or rolls back with the change it records.
+) -> int:
+    """Write one audit event in the current transaction, so it commits or rolls back with the change
+    it records; returns its id.
 
     `entity` is a model instance (flushed first if it has no id yet) or None.
     The actor defaults to the signed-in staff user, else `g.audit_actor` (the CLI sets it),
-    else "anonymous" in a request and "system" outside one.
+    else "anonymous" in a request and "system" outside one. The row is inserted at once, without
+    the unit of work: nothing ever changes it afterwards.
     """
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     entity_type = entity_id = None
     if entity is not None:
-        if sa.inspect(entity).identity is None:
-            db.session.flush()
         entity_type = type(entity).__name__
-        entity_id = str(sa.inspect(entity).identity[0])
-    event = AuditEvent(
-        actor=actor,
-        actor_label=actor.email if actor else g.get("audit_actor") or _anonymous_label(),
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        changes=changes or None,
-        ip=request.remote_addr if has_request_context() else None,
-    )
-    db.session.add(event)
-    return event
+        entity_id = str(primary_key(entity))
+    return db.session.execute(_INSERT, {
+        "actor_id": primary_key(actor) if actor else None,
+        "actor_label": actor.email if actor else g.get("audit_actor") or _anonymous_label(),
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "changes": changes or None,
+        "ip": request.remote_addr if has_request_context() else None,
+    }).inserted_primary_key[0]
 
 
 def current_actor_id() -> int | None:

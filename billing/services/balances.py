@@ -24,15 +24,20 @@ def invoice_adjusted(invoice_id: int) -> Money:
     )))
 
 
+_PAID_AND_ADJUSTED = sa.select(
+    sa.select(sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0))
+    .where(Allocation.invoice_id == sa.bindparam("invoice_id")).scalar_subquery()
+    + sa.select(sa.func.coalesce(sa.func.sum(Adjustment.amount_cents), 0))
+    .where(Adjustment.invoice_id == sa.bindparam("invoice_id")).scalar_subquery()
+)
+
+
 def invoice_balance(invoice: Invoice) -> Money:
     """What is still due on an issued invoice (zero for void ones)."""
     if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
         return Money.zero()
-    paid = sa.select(sa.func.coalesce(sa.func.sum(Allocation.amount_cents), 0)).where(
-        Allocation.invoice_id == invoice.id).scalar_subquery()
-    adjusted = sa.select(sa.func.coalesce(sa.func.sum(Adjustment.amount_cents), 0)).where(
-        Adjustment.invoice_id == invoice.id).scalar_subquery()
-    return Money(invoice.total_cents) - Money(int(db.session.scalar(sa.select(paid + adjusted))))
+    paid_and_adjusted = db.session.scalar(_PAID_AND_ADJUSTED, {"invoice_id": invoice.id})
+    return Money(invoice.total_cents) - Money(int(paid_and_adjusted))
 
 
 def payment_refunded(payment_id: int) -> Money:

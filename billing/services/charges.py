@@ -12,7 +12,7 @@ from billing.models import (
     ServiceCategory,
 )
 from billing.money import Money
-from billing.services import ServiceError, audit, journal
+from billing.services import ServiceError, audit, journal, primary_key
 from billing.services.balances import invoice_adjusted, invoice_balance, package_units_left
 
 ICD10 = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -82,7 +82,7 @@ def post_charge(patient: Patient, data: ChargeInput, *, today: date) -> Charge:
     journal.ensure_period_open(data.date_of_service, "date_of_service")
 
     charge = Charge(
-        patient_id=patient.id, service_id=service.id, provider_id=data.provider.id if data.provider else None,
+        patient_id=patient.id, service_id=service.id, provider_id=primary_key(data.provider) if data.provider else None,
         date_of_service=data.date_of_service, units=data.units, unit_price_cents=unit_price.cents,
         price_reason=data.price_reason.strip(), discount_cents=data.discount.cents,
         amount_cents=(gross - data.discount).cents, icd10_codes=" ".join(codes),
@@ -159,7 +159,7 @@ def sell_package(patient: Patient, package: Package, *, date_of_service: date, t
     price = Money(package.price_cents)
     charge = Charge(
         patient_id=patient.id, service_id=package.service_id, package_id=package.id,
-        provider_id=provider.id if provider else None, date_of_service=date_of_service, units=1,
+        provider_id=primary_key(provider) if provider else None, date_of_service=date_of_service, units=1,
         unit_price_cents=price.cents, amount_cents=price.cents, created_by_id=audit.current_actor_id(),
     )
     db.session.add(charge)

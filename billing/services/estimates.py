@@ -14,8 +14,7 @@ from billing.models import (
 from billing.money import Money
 from billing.services import ServiceError, audit
 from billing.services.charges import parse_icd10
-from billing.services.invoices import format_number
-from billing.services.numbering import next_value
+from billing.services.numbering import format_number, next_value
 from billing.services.settings import get_settings
 
 PREFIX = "GFE"

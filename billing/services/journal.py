@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from billing.extensions import db
 from billing.models import Account, AccountingPeriod, JournalEntry, JournalLine, PeriodStatus, ServiceCategory
+from billing.models.types import UTCDateTime, utcnow
 from billing.money import Money
-from billing.services import ServiceError, audit
+from billing.services import ServiceError, audit, primary_key
 
 # The chart of accounts (code, name, type); the first migration that needs it seeds it.
 BANK = "1000"
@@ -34,6 +35,25 @@ REVENUE = {
 Line = tuple[str, Money, int | None]
 
 _account_ids: dict[str, dict[str, int]] = {}
+
+_PERIOD_STATUS = sa.select(AccountingPeriod.status).where(AccountingPeriod.month == sa.bindparam("month"))
+_INSERT_ENTRY = sa.insert(JournalEntry.__table__)
+_INSERT_LINES = sa.insert(JournalLine.__table__)
+# PostgreSQL: the entry and its lines in one statement, so one round trip (SQLite has no INSERT in WITH).
+_INSERT_ENTRY_AND_LINES = sa.text("""
+    WITH entry AS (
+        INSERT INTO journal_entries (entry_date, posted_at, description, source_type, source_id, reverses_id,
+                                     created_by_id)
+        VALUES (:entry_date, :posted_at, :description, :source_type, :source_id, :reverses_id, :created_by_id)
+        RETURNING id
+    )
+    INSERT INTO journal_lines (entry_id, account_id, patient_id, amount_cents)
+    SELECT entry.id, line.account_id, line.patient_id, line.amount_cents
+    FROM entry, unnest(CAST(:account_ids AS integer[]), CAST(:patient_ids AS integer[]),
+                       CAST(:amounts AS bigint[])) WITH ORDINALITY AS line (account_id, patient_id, amount_cents, n)
+    ORDER BY line.n
+    RETURNING entry_id
+""").bindparams(sa.bindparam("posted_at", type_=UTCDateTime))
 
 
 def account_id(code: str) -> int:
@@ -61,7 +81,7 @@ def ensure_period_open(day: date, field: str | None = None) -> None:
         session.info["open_months"] = (transaction, open_months)
     if month in open_months:
         return
-    status = db.session.scalar(sa.select(AccountingPeriod.status).where(AccountingPeriod.month == month))
+    status = db.session.scalar(_PERIOD_STATUS, {"month": month})
     if status == PeriodStatus.CLOSED:
         raise ServiceError(
             f"The books for {day:%B %Y} are closed; nothing can be dated in that month. "
@@ -78,11 +98,12 @@ def _forget_open_months(mapper, connection, period: AccountingPeriod) -> None:
 
 
 def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
-         reverses: JournalEntry | None = None) -> JournalEntry:
-    """Write one balanced journal entry for `source` (a model instance).
+         reverses: JournalEntry | None = None) -> int:
+    """Write one balanced journal entry for `source` (a model instance); returns the entry's id.
 
-    Zero lines are dropped. Raises ServiceError when the month is closed and ValueError when the
-    lines do not balance or are empty (a programming error, never a user error).
+    Zero lines are dropped. The entry and its lines are inserted at once, without the unit of
+    work: posted rows never change. Raises ServiceError when the month is closed and ValueError
+    when the lines do not balance or are empty (a programming error, never a user error).
     """
     ensure_period_open(entry_date)
     kept = [(code, amount, patient_id) for code, amount, patient_id in lines if amount]
@@ -90,22 +111,27 @@ def post(entry_date: date, description: str, source: Any, lines: Iterable[Line],
         raise ValueError("A journal entry needs at least one non-zero line.")
     if sum((amount for _, amount, _ in kept), Money.zero()):
         raise ValueError(f"Unbalanced journal entry for {description!r}: {kept}")
-    if sa.inspect(source).identity is None:
-        db.session.flush()
-    entry = JournalEntry(
-        entry_date=entry_date,
-        description=description[:200],
-        source_type=type(source).__name__,
-        source_id=str(sa.inspect(source).identity[0]),
-        reverses_id=reverses.id if reverses else None,
-        created_by_id=audit.current_actor_id(),
-    )
-    entry.lines = [
-        JournalLine(account_id=account_id(code), amount_cents=amount.cents, patient_id=patient_id)
+    entry = {
+        "entry_date": entry_date,
+        "description": description[:200],
+        "source_type": type(source).__name__,
+        "source_id": str(primary_key(source)),
+        "reverses_id": reverses.id if reverses else None,
+        "created_by_id": audit.current_actor_id(),
+    }
+    if db.session.get_bind().dialect.name == "postgresql":
+        return db.session.execute(_INSERT_ENTRY_AND_LINES, {
+            **entry, "posted_at": utcnow(),
+            "account_ids": [account_id(code) for code, _, _ in kept],
+            "patient_ids": [patient_id for _, _, patient_id in kept],
+            "amounts": [amount.cents for _, amount, _ in kept],
+        }).scalars().first()
+    entry_id = db.session.execute(_INSERT_ENTRY, entry).inserted_primary_key[0]
+    db.session.execute(_INSERT_LINES, [
+        {"entry_id": entry_id, "account_id": account_id(code), "amount_cents": amount.cents, "patient_id": patient_id}
         for code, amount, patient_id in kept
-    ]
-    db.session.add(entry)
-    return entry
+    ])
+    return entry_id
 
 
 def entries_for(source: Any) -> list[JournalEntry]:
@@ -117,8 +143,8 @@ def entries_for(source: Any) -> list[JournalEntry]:
     ))
 
 
-def reverse(entry: JournalEntry, entry_date: date, description: str, source: Any) -> JournalEntry:
-    """Write the mirror image of `entry`, pointing at it."""
+def reverse(entry: JournalEntry, entry_date: date, description: str, source: Any) -> int:
+    """Write the mirror image of `entry`, pointing at it; returns the new entry's id."""
     lines = [(line.account.code, -Money(line.amount_cents), line.patient_id) for line in entry.lines]
     return post(entry_date, description, source, lines, reverses=entry)
 

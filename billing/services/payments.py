@@ -21,7 +21,7 @@ from billing.models import (
     MoneyOrderDetails, MoneyOrderIssuer, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
-from billing.services import ServiceError, audit, daily_close, journal, receipts
+from billing.services import ServiceError, audit, daily_close, journal, primary_key, receipts
 from billing.services.balances import invoice_balance, patient_credit, payment_refunded
 from billing.services.invoices import lock_invoice
 
@@ -43,6 +43,9 @@ ApplyTo = Sequence[tuple[int, Money]] | None
 # A planned allocation: the locked invoice, the share it gets, and what was due on it before.
 Share = tuple[Invoice, Money, Money]
 
+# Allocations are append-only (undoing one appends a negative row): inserted without the unit of work.
+_INSERT_ALLOCATIONS = sa.insert(Allocation.__table__)
+
 
 @dataclass
 class MoneyOrderInput:
@@ -63,15 +66,25 @@ class CareCreditInput:
     receipt_signed: bool
 
 
-def _lock_patient(patient_id: int) -> Patient:
-    """Serialise everything that moves one patient's money (payments, refunds, credit).
+# FOR NO KEY UPDATE on PostgreSQL: rows that merely refer to the patient (payments, allocations,
+# journal lines) take a key-share lock, which FOR UPDATE would block — a deadlock between two
+# transactions that each hold one and wait for the other's.
+_LOCK_PATIENT = sa.select(Patient).where(Patient.id == sa.bindparam("patient_id")).with_for_update(key_share=True)
+# Locked in id order (as every locker does, so two never wait on each other); freshly read.
+_LOCK_OPEN_INVOICES = (
+    sa.select(Invoice).where(Invoice.patient_id == sa.bindparam("patient_id"), Invoice.status == InvoiceStatus.OPEN)
+    .order_by(Invoice.id).with_for_update().options(so.lazyload(Invoice.lines))
+    .execution_options(populate_existing=True)
+)
+_PAYMENT_WITH_SERIAL = (
+    sa.select(Payment.id, Payment.received_date).join(MoneyOrderDetails)
+    .where(MoneyOrderDetails.issuer == sa.bindparam("issuer"), MoneyOrderDetails.serial == sa.bindparam("serial"))
+)
 
-    FOR NO KEY UPDATE on PostgreSQL: rows that merely refer to the patient (payments, allocations,
-    journal lines) take a key-share lock, which FOR UPDATE would block — a deadlock between two
-    transactions that each hold one and wait for the other's."""
-    return db.session.scalars(
-        sa.select(Patient).where(Patient.id == patient_id).with_for_update(key_share=True)
-    ).one()
+
+def _lock_patient(patient_id: int) -> Patient:
+    """Serialise everything that moves one patient's money (payments, refunds, credit)."""
+    return db.session.scalars(_LOCK_PATIENT, {"patient_id": patient_id}).one()
 
 
 def _check_new_payment(patient: Patient, amount: Money, received_date: date, today: date) -> None:
@@ -88,12 +101,8 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
     """Which invoices get how much of `amount`; the invoices are locked. Raises ServiceError for a
     chosen amount above an invoice's balance, more chosen than paid, or an unconfirmed overpayment."""
     if apply_to is None:
-        # Locked in id order (as every locker does, so two never wait on each other), applied oldest first.
-        invoices = db.session.scalars(
-            sa.select(Invoice).where(Invoice.patient_id == patient.id, Invoice.status == InvoiceStatus.OPEN)
-            .order_by(Invoice.id).with_for_update().options(so.lazyload(Invoice.lines))
-            .execution_options(populate_existing=True)
-        ).all()
+        # Locked in id order, applied oldest first.
+        invoices = db.session.scalars(_LOCK_OPEN_INVOICES, {"patient_id": patient.id}).all()
         plan, left = [], amount
         for invoice in sorted(invoices, key=lambda i: (i.issue_date, i.id)):
             due = invoice_balance(invoice)
@@ -130,11 +139,14 @@ def _plan_allocations(patient: Patient, amount: Money, apply_to: ApplyTo,
 def _allocate(payment: Payment | None, patient_id: int, plan: list[Share]) -> Money:
     """Write the planned allocations; an invoice left with nothing due is paid. Returns the total."""
     applied = Money.zero()
+    rows = []
     for invoice, share, due in plan:
-        db.session.add(Allocation(patient_id=patient_id, payment_id=payment.id if payment else None,
-                                  invoice_id=invoice.id, amount_cents=share.cents))
+        rows.append({"patient_id": patient_id, "payment_id": payment.id if payment else None,
+                     "invoice_id": invoice.id, "amount_cents": share.cents, "reverses_id": None})
         invoice.status = InvoiceStatus.OPEN if due - share else InvoiceStatus.PAID
         applied += share
+    if rows:
+        db.session.execute(_INSERT_ALLOCATIONS, rows)
     return applied
 
 
@@ -186,7 +198,7 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
     _refuse_duplicate_serial(details.issuer, serial)
     # Lock the patient before the payment row refers to it, and refuse an unconfirmed overpayment
     # or a bad allocation before anything is written.
-    patient = _lock_patient(patient.id)
+    patient = _lock_patient(primary_key(patient))
     plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
     try:
         with db.session.begin_nested():  # the unique key settles a race with another front desk
@@ -206,10 +218,7 @@ def record_money_order(patient: Patient, amount: Money, details: MoneyOrderInput
 
 
 def _refuse_duplicate_serial(issuer: MoneyOrderIssuer, serial: str) -> None:
-    existing = db.session.scalar(
-        sa.select(Payment).join(MoneyOrderDetails)
-        .where(MoneyOrderDetails.issuer == issuer, MoneyOrderDetails.serial == serial)
-    )
+    existing = db.session.execute(_PAYMENT_WITH_SERIAL, {"issuer": issuer, "serial": serial}).first()
     if existing is not None:
         raise ServiceError(
             f"{issuer.label} money order {serial} was already recorded on {existing.received_date:%m/%d/%Y} "
@@ -232,7 +241,7 @@ def record_carecredit(patient: Patient, amount: Money, details: CareCreditInput,
         raise ServiceError("Enter only the last 4 digits of the CareCredit account.", "account_last4")
     if not (details.id_checked and details.receipt_signed):
         raise ServiceError("Check the cardholder's ID and get the receipt signed first.", "verification")
-    patient = _lock_patient(patient.id)  # as for money orders: plan before writing
+    patient = _lock_patient(primary_key(patient))  # as for money orders: plan before writing
     plan = _plan_allocations(patient, amount, apply_to, confirm_overpayment)
     payment = _new_payment(patient, PaymentMethod.CARECREDIT, amount, received_date, carecredit=CareCreditDetails(
         authorization_code=code, plan_id=details.plan.id, merchant_fee_bps=details.plan.merchant_fee_bps,
@@ -247,8 +256,8 @@ def apply_credit(patient: Patient, invoice: Invoice, amount: Money | None, *, to
     """Apply the patient's credit to one open invoice (all that fits when `amount` is None) and post
     it (patient credits / receivables). Returns what was applied. Raises ServiceError when there is
     no credit, the invoice is not the patient's open invoice, or the amount exceeds either."""
-    patient = _lock_patient(patient.id)
-    invoice = lock_invoice(invoice.id)
+    patient = _lock_patient(primary_key(patient))
+    invoice = lock_invoice(primary_key(invoice))
     if invoice.patient_id != patient.id or invoice.status != InvoiceStatus.OPEN:
         raise ServiceError("Credit can only be applied to this patient's open invoices.")
     credit, due = patient_credit(patient.id), invoice_balance(invoice)
@@ -284,14 +293,17 @@ def _unapply(pairs: list[tuple[Allocation, Money]], limit: Money | None = None) 
     """Undo allocations (up to `limit` in total); the invoices reopen. Returns the amount undone."""
     undone = Money.zero()
     touched = {}
+    rows = []
     for alloc, left in pairs:
         share = left if limit is None else min(left, limit - undone)
         if not share.is_positive:
             break
-        invoice = touched.setdefault(alloc.invoice_id, lock_invoice(alloc.invoice_id))
-        db.session.add(Allocation(patient_id=alloc.patient_id, payment_id=alloc.payment_id,
-                                  invoice_id=alloc.invoice_id, amount_cents=-share.cents, reverses_id=alloc.id))
+        touched.setdefault(alloc.invoice_id, lock_invoice(alloc.invoice_id))
+        rows.append({"patient_id": alloc.patient_id, "payment_id": alloc.payment_id, "invoice_id": alloc.invoice_id,
+                     "amount_cents": -share.cents, "reverses_id": alloc.id})
         undone += share
+    if rows:
+        db.session.execute(_INSERT_ALLOCATIONS, rows)
     for invoice in touched.values():
         if invoice.status == InvoiceStatus.PAID:
             invoice.status = InvoiceStatus.OPEN
@@ -434,7 +446,7 @@ def take_back(payment: Payment, amount: Money) -> Money:
 def adjust_invoice(invoice: Invoice, kind: AdjustmentKind, amount: Money, reason: str, *, today: date) -> Adjustment:
     """A courtesy discount or write-off on an open invoice (discounts and write-offs / receivables).
     Raises ServiceError for no reason, a non-positive amount, or more than is due."""
-    invoice = lock_invoice(invoice.id)
+    invoice = lock_invoice(primary_key(invoice))
     if invoice.status != InvoiceStatus.OPEN:
         raise ServiceError("Only an open invoice can be adjusted.")
     due = invoice_balance(invoice)

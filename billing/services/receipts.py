@@ -6,32 +6,31 @@ import hashlib
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import AuditEvent, JournalEntry, JournalLine, Payment, Receipt, Refund
+from billing.models import AuditEvent, ClinicSettings, JournalEntry, JournalLine, Payment, Receipt, Refund
 from billing.money import Money
-from billing.services import audit, journal
-from billing.services.invoices import format_number
-from billing.services.numbering import next_value
-from billing.services.settings import get_settings
+from billing.services import audit, journal, primary_key
+from billing.services.numbering import next_number
 
 
-def _issue(year: int, **source) -> Receipt:
-    number = format_number(get_settings().receipt_prefix, year, next_value(f"receipt:{year}"))
-    receipt = Receipt(number=number, **source)
-    db.session.add(receipt)
-    db.session.flush()
-    return receipt
+_INSERT = sa.insert(Receipt.__table__)
 
 
-def issue_for_payment(payment: Payment) -> Receipt:
+def _issue(year: int, *, payment_id: int | None = None, refund_id: int | None = None) -> int:
+    number = next_number("receipt", year, ClinicSettings.receipt_prefix)
+    return db.session.execute(_INSERT, {"number": number, "payment_id": payment_id, "refund_id": refund_id,
+                                        "sha256": None}).inserted_primary_key[0]
+
+
+def issue_for_payment(payment: Payment) -> int:
     """Number the receipt of a payment that just succeeded, without gaps per year of its received date.
-    Writes one Receipt row (flushed); the payment's own audit event covers it."""
-    return _issue(payment.received_date.year, payment_id=payment.id)
+    Writes one Receipt row (inserted at once) and returns its id; the payment's own audit event covers it."""
+    return _issue(payment.received_date.year, payment_id=primary_key(payment))
 
 
-def issue_for_refund(refund: Refund) -> Receipt:
+def issue_for_refund(refund: Refund) -> int:
     """Number the receipt of a refund or a returned money order, in the same sequence as payments
-    (year of the refund date). Writes one Receipt row (flushed)."""
-    return _issue(refund.refund_date.year, refund_id=refund.id)
+    (year of the refund date). Writes one Receipt row (inserted at once) and returns its id."""
+    return _issue(refund.refund_date.year, refund_id=primary_key(refund))
 
 
 def receipts_of(payment: Payment) -> list[Receipt]:

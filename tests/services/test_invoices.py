@@ -47,6 +47,7 @@ def test_issue_copies_the_open_charges_and_posts_nothing(make_patient, charge, c
         (first.id, date(2026, 3, 2), "Ketamine infusion, first hour", "96365", 1, 45000, 0, 45000),
         (free.id, date(2026, 3, 2), "Consultation", "99204", 1, 0, 0, 0),
     ]
+    assert [line.charge_id for line in invoice.lines] == [second.id, first.id, free.id]  # readable at once
     for posted in (first, second, free):
         assert (posted.status, posted.invoice_id) == (ChargeStatus.INVOICED, invoice.id)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)) == entries_before

@@ -47,11 +47,11 @@ def test_every_code_the_services_post_to_is_in_the_chart(app):
 
 def test_post_writes_one_balanced_entry_for_its_source(make_patient):
     patient = make_patient()
-    entry = journal.post(TODAY, "Opening balance", patient, [
+    entry_id = journal.post(TODAY, "Opening balance", patient, [
         (journal.RECEIVABLES, usd("120.50"), patient.id),
         (journal.REVENUE[ServiceCategory.OTHER], -usd("120.50"), None),
     ])
-    db.session.flush()
+    entry = db.session.get(JournalEntry, entry_id)
 
     assert (entry.entry_date, entry.description, entry.reverses_id) == (TODAY, "Opening balance", None)
     assert (entry.source_type, entry.source_id) == ("Patient", str(patient.id))
@@ -63,12 +63,11 @@ def test_post_writes_one_balanced_entry_for_its_source(make_patient):
 
 def test_post_drops_zero_lines(make_patient):
     patient = make_patient()
-    entry = journal.post(TODAY, "Payment", patient, [
+    entry = db.session.get(JournalEntry, journal.post(TODAY, "Payment", patient, [
         (journal.UNDEPOSITED, usd("50"), None),
         (journal.RECEIVABLES, -usd("50"), patient.id),
         (journal.PATIENT_CREDITS, Money.zero(), patient.id),
-    ])
-    db.session.flush()
+    ]))
     assert lines_of(entry) == {("1010", 5000, None), ("1100", -5000, patient.id)}
 
 
@@ -116,8 +115,7 @@ def test_reverse_writes_the_mirror_image_pointing_at_the_original(make_patient, 
     posted = charge(patient, "infusion")
     [original] = journal.entries_for(posted)
 
-    reversal = journal.reverse(original, TODAY, "Posted to the wrong patient", posted)
-    db.session.flush()
+    reversal = db.session.get(JournalEntry, journal.reverse(original, TODAY, "Posted to the wrong patient", posted))
 
     assert reversal.reverses_id == original.id
     assert lines_of(reversal) == {(code, -amount, pid) for code, amount, pid in lines_of(original)}
