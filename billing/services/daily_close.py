@@ -32,7 +32,7 @@ def _lock_day(day: date, *, shared: bool) -> None:
 def ensure_day_open(day: date, today: date, field: str | None = None) -> None:
     """Raise ServiceError (naming `field`) when the front desk already closed `day`; a payment dated
     that day would change figures that were counted and signed off."""
-    _lock_day(day, shared=True)
+    _lock_day(day, shared=True)  # its own statement: a later one then sees a close committed meanwhile
     closed = db.session.scalar(sa.select(DailyClose).where(DailyClose.day == day))
     if closed is None:
         return
