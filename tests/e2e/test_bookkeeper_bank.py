@@ -12,7 +12,7 @@ from billing.models import CareCreditFunding, DepositBatch, DepositStatus, Role
 from billing.services import payouts
 from tests.e2e.conftest import path_is, sign_in
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PO1, PO2 = "po_1g488RKc7MxL2vQ96St7MuWi", "po_18KhJ6Kc7MxL2vQ9OnSHIndB"
 
 

@@ -17,7 +17,7 @@ from billing.models import (
 from billing.services import ServiceError, bank, payouts
 from billing.services import fundings as fundings_service
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 OFX1, OFX2, CSV = (SAMPLES / name for name in ("bank_statement.ofx", "bank_statement_ofx220.ofx", "bank_statement.csv"))
 PO1, PO2 = "po_1g488RKc7MxL2vQ96St7MuWi", "po_18KhJ6Kc7MxL2vQ9OnSHIndB"
 CREDITS = [(date(2025, 3, 4), 200497), (date(2025, 3, 7), 42500), (date(2025, 3, 11), 167377),

@@ -1,6 +1,6 @@
 """CareCredit fundings recorded by hand and imported from the funding report, matched to our
 CareCredit payments, posted once each, and reported (fees against the plan, late fundings, either
-side unmatched), with the sample in ../shared/samples (its README gives the expected totals)."""
+side unmatched), with the sample in tests/samples (its README gives the expected totals)."""
 
 import csv
 import io
@@ -19,7 +19,7 @@ from billing.services import ServiceError, fundings, journal
 from billing.services import payments as payment_service
 from tests.services.conftest import close_month, refused, unbalanced_entries
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "carecredit_funding.csv"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "carecredit_funding.csv"
 CSV_TEXT = SAMPLE.read_text(encoding="utf-8")
 CSV_ROWS = list(csv.DictReader(io.StringIO(CSV_TEXT)))
 TODAY = date(2026, 3, 16)

@@ -1,5 +1,5 @@
 """Stripe payouts posted from the itemized payout reconciliation CSV and from the API's balance
-transactions, with the samples in ../shared/samples (their README gives the expected totals)."""
+transactions, with the samples in tests/samples (their README gives the expected totals)."""
 
 import csv
 import io
@@ -20,7 +20,7 @@ from billing.services import card_payments, journal, payouts
 from billing.services import invoices as invoice_service
 from tests.services.conftest import close_month, refused, unbalanced_entries
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CSV_TEXT = (SAMPLES / "stripe_payout_reconciliation_itemized.csv").read_text(encoding="utf-8")
 EXPECTED = json.loads((SAMPLES / "stripe_payout_reconciliation_itemized.expected.json").read_text())
 API_LIST = json.loads((SAMPLES / "stripe_balance_transactions_payout.json").read_text())

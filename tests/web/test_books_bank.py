@@ -12,7 +12,7 @@ from billing.extensions import db
 from billing.models import AuditEvent, BankLine, BankMatchKind, BankStatement, CareCreditFunding, Role, StripePayout
 from billing.services import payouts
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 OFX = SAMPLES / "bank_statement.ofx"
 PO1 = "po_1g488RKc7MxL2vQ96St7MuWi"
 

@@ -16,7 +16,7 @@ from billing.services import journal
 from billing.services import payments as payment_service
 from tests.web.test_books_stripe import text, token
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "carecredit_funding.csv"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "carecredit_funding.csv"
 TODAY = date(2026, 3, 16)
 # The sample's charges: authorization code, gross, day taken, plan fee (bps).
 CHARGES = [("042817", "1850.00", date(2025, 3, 3), 790), ("042933", "320.00", date(2025, 3, 3), 590),

@@ -11,7 +11,7 @@ from billing.extensions import db
 from billing.models import Role, StripeBalanceTransaction, StripePayout
 from billing.services import payouts
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "stripe_payout_reconciliation_itemized.csv"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "stripe_payout_reconciliation_itemized.csv"
 PO1, PO2 = "po_1g488RKc7MxL2vQ96St7MuWi", "po_18KhJ6Kc7MxL2vQ9OnSHIndB"
 
 
