@@ -175,8 +175,14 @@ def close_month(month: date, *, today: date, override_reason: str = "") -> Accou
     return period
 
 
+def changed_by(month: date) -> User | None:
+    """Who last closed or reopened the month (None for an open month never closed, or the system)."""
+    period = period_of(month)
+    return db.session.get(User, period.changed_by_id) if period and period.changed_by_id else None
+
+
 def _closed_message(period: AccountingPeriod) -> str:
-    who = db.session.get(User, period.changed_by_id) if period.changed_by_id else None
+    who = changed_by(period.month)
     by = f" by {who.name}" if who else ""
     return f"{period.month:%B %Y} was already closed{by}; nothing was changed."
 

@@ -58,6 +58,11 @@ EXPECTED: dict[str, object] = {
     "books.trial_balance_report": {A, B},
     "books.trial_balance_csv": {A, B},
     "books.exports": {A, B},
+    # Month close: the bookkeeper closes (the admin sees it); only the admin reopens a closed month.
+    "books.periods_index": {A, B},
+    "books.period": {A, B},
+    "books.period_close": {B},
+    "admin.period_reopen": {A},
     "admin.export_names_page": {A},
     "admin.home": {A},
     "admin.users_list": {A},
