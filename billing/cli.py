@@ -7,6 +7,7 @@ import click
 from flask import g
 from flask.cli import AppGroup
 
+from billing import bulk_seed
 from billing.demo import seed_activity, seed_catalog
 from billing.exports import beancount, journal_rows, quickbooks
 from billing.extensions import db
@@ -37,6 +38,7 @@ DEMO_USERS = [
     ("frontdesk@riverside-infusion.example", "Jamie Rivera", [Role.FRONTDESK]),
     ("bookkeeper@riverside-infusion.example", "Pat Chen", [Role.BOOKKEEPER]),
 ]
+BULK_ABOVE = 200  # more demo patients than this are written by billing.bulk_seed
 WORDS = ("harbor", "maple", "granite", "lantern", "meadow", "copper", "willow", "summit", "pebble",
          "canyon", "orchard", "beacon", "falcon", "juniper", "tidal", "cedar", "aurora", "quartz")
 
@@ -91,10 +93,14 @@ def reset_password(email: str, password: str) -> None:
 @click.option("--seed", default=1, show_default=True, help="Same seed, same demo clinic and passwords.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when users already exist.")
 @click.option("--patients", default=40, show_default=True, type=click.IntRange(min=0),
-              help="Demo patients with three months of visits and payments (0: none).")
-def seed_demo(seed: int, if_empty: bool, patients: int) -> None:
+              help=f"Demo patients with months of visits and payments (0: none; over {BULK_ABOVE}: bulk).")
+@click.option("--months", default=3, show_default=True, type=click.IntRange(min=1, max=120),
+              help="Months of activity before the current month.")
+@click.option("--bulk", is_flag=True, help="Write rows in bulk (fast, for benchmarks: no audit events or "
+                                           "receipts) instead of through the services.")
+def seed_demo(seed: int, if_empty: bool, patients: int, months: int, bulk: bool) -> None:
     """Fill an empty database with a demo clinic, one user per role (prints the passwords once) and
-    three months of patients, visits, invoices and payments."""
+    months of patients, visits, invoices and payments (in bulk, two visits a patient a month)."""
     _cli_actor()
     if db.session.query(users.User.id).first() is not None:
         if if_empty:
@@ -110,7 +116,10 @@ def seed_demo(seed: int, if_empty: bool, patients: int) -> None:
         password = _demo_password(rng)
         users.create_user(email, name, password, roles)
         logins.append((roles[0].label, email, password))
-    stats = seed_activity(rng, today=clinic_today(), months=3, patients=patients, progress=click.echo)
+    if bulk or patients > BULK_ABOVE:
+        stats = _seed_bulk(rng, patients, months)
+    else:
+        stats = seed_activity(rng, today=clinic_today(), months=months, patients=patients, progress=click.echo)
     db.session.commit()
     click.echo(f"Seeded the demo clinic {DEMO_CLINIC['name']!r} (seed {seed}).")
     click.echo(f"Seeded {stats['patients']} patients, {stats['charges']} charges, {stats['invoices']} invoices, "
@@ -118,6 +127,15 @@ def seed_demo(seed: int, if_empty: bool, patients: int) -> None:
     click.echo("Demo logins (shown only now):")
     for label, email, password in logins:
         click.echo(f"  {label:<11} {email:<40} {password}")
+
+
+def _seed_bulk(rng: random.Random, patients: int, months: int) -> dict:
+    """billing.bulk_seed with a progress bar over the payments (on standard error)."""
+    db.session.commit()  # the clinic, catalog and users first: the bulk writer commits as it goes
+    with click.progressbar(length=bulk_seed.expected_payments(patients, months), file=sys.stderr,
+                           label=f"Writing {patients} patients' visits and payments in bulk") as bar:
+        stats = bulk_seed.seed(rng, today=clinic_today(), patients=patients, months=months, progress=bar.update)
+    return vars(stats)
 
 
 @billing_cli.command("send-mail")
