@@ -1,0 +1,545 @@
+"""The monthly reconciliation: for each payment method what was recorded, what reached the bank, the
+fees and the difference; the clearing accounts explained item by item; the A/R roll-forward; the
+trial balance. Every figure is a SQL aggregate (a handful of GROUP BY queries), never a Python loop
+over rows.
+
+A month's payments (received in it, of any status but pending or failed) are followed to the end of
+the month, per payment:
+
+    recorded     its amount less its refunds and returns (all dated in the month, as it was received in it)
+    settled      what reached the bank for it by the month's end: card — the gross of its Stripe balance
+                 transactions in payouts that arrived (charge, refunds, disputes); money order — its amount
+                 when its deposit batch was deposited, less returns after the deposit and refund checks;
+                 CareCredit — the gross of the funding line matched to it
+    in transit   not yet paid out (card: the charge, less refunds not yet paid out), not yet deposited
+                 (money orders on hand or in an open batch), not yet funded (CareCredit, less returns)
+    fees         Stripe's fees on its balance transactions; CareCredit's fee on its funding line (with the
+                 fee its plan expected: the plan rate captured on the payment, rounded half up)
+    difference   recorded − settled − in transit: zero unless something was paid out, deposited or
+                 funded for another amount than recorded (the drill-down lists the payments behind it)
+"""
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from billing.extensions import db
+from billing.models import (
+    Account, CareCreditDetails, CareCreditFunding, CareCreditFundingLine, DepositBatch, DepositBatchItem,
+    DepositStatus, Dispute, DisputeOutcome, JournalEntry, JournalLine, Patient, Payment, PaymentMethod,
+    PaymentStatus, Refund, RefundKind, StripeBalanceTransaction, StripePayout,
+)
+from billing.money import Money
+from billing.reports.trial_balance import TrialBalanceRow, totals, trial_balance
+from billing.services import journal
+from billing.services.payouts import FEE_CATEGORIES
+
+# A payment that came in (a card payment still waiting for Stripe, or refused, did not).
+RECEIVED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
+            PaymentStatus.RETURNED)
+ITEM_LIMIT = 500  # rows listed per drill-down or clearing account (the totals always cover every row)
+
+# The A/R roll-forward's terms, by the source of the journal entry that moved Receivables.
+TERMS = {
+    "Charge": "charges",  # charges and package sales; a voided charge's reversal counts against them
+    "Payment": "payments",
+    "Invoice": "payments",  # patient credit applied to an invoice (and given back when it is voided)
+    "Adjustment": "adjustments",
+    "Refund": "refunds",  # refunds and returned money orders reopen what the payment had paid
+    "Dispute": "refunds",  # a lost dispute reopens what the payment had paid
+}
+SOURCE_LABELS = {
+    "Charge": "Charges (voided charges less)", "Payment": "Payments applied", "Invoice": "Credit applied, net of voided invoices",
+    "Adjustment": "Courtesy discounts and write-offs", "Refund": "Refunds and returns reopening invoices",
+    "Dispute": "Lost disputes reopening invoices",
+}
+CLEARING_ACCOUNTS = {
+    PaymentMethod.CARD: journal.STRIPE_CLEARING,
+    PaymentMethod.MONEY_ORDER: journal.UNDEPOSITED,
+    PaymentMethod.CARECREDIT: journal.CARECREDIT_RECEIVABLE,
+}
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    """The first and last day of the month `month` falls in."""
+    start = month.replace(day=1)
+    return start, start.replace(day=calendar.monthrange(start.year, start.month)[1])
+
+
+def parse_month(text: str) -> date | None:
+    """The first day of a month written YYYY-MM, or None when it is not one."""
+    try:
+        year, month = (int(part) for part in text.strip().split("-"))
+        if len(text.strip()) != 7:
+            return None
+        return date(year, month, 1)
+    except ValueError:
+        return None
+
+
+# --- per payment: one SQL row each, aggregated by the queries below ----------------------------------
+
+
+def _cents(expression) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(expression, 0)
+
+
+def _per_payment(start: date | None, end: date) -> sa.Subquery:
+    """SQL: one row per payment received by `end` (from `start` when given) that came in, with what was
+    recorded, settled, in transit, its fees and its weight in its clearing account, all as of `end`."""
+    in_scope = [Payment.received_date <= end, Payment.status.in_(RECEIVED)]
+    if start is not None:
+        in_scope.append(Payment.received_date >= start)
+
+    def scoped(query: sa.Select, key) -> sa.Select:
+        return query.join(Payment, Payment.id == key).where(*in_scope)
+
+    refunds = scoped(sa.select(
+        Refund.payment_id,
+        sa.func.sum(Refund.amount_cents).label("refunded"),
+        sa.func.count(Refund.id).label("refund_count"),
+        sa.func.sum(sa.case((Refund.kind == RefundKind.RETURN, Refund.amount_cents), else_=0)).label("returned"),
+    ).where(Refund.refund_date <= end), Refund.payment_id).group_by(Refund.payment_id).subquery("refunds")
+
+    BT = StripeBalanceTransaction
+    stripe = scoped(sa.select(
+        BT.payment_id,
+        sa.func.sum(sa.case((BT.reporting_category == "charge", 1), else_=0)).label("charges_paid"),
+        sa.func.sum(sa.case((BT.reporting_category == "charge", BT.gross_cents), else_=0)).label("charge_gross"),
+        sa.func.sum(sa.case((BT.reporting_category == "refund", -BT.gross_cents), else_=0)).label("refunds_paid"),
+        sa.func.sum(BT.gross_cents).label("gross"),
+        sa.func.sum(BT.fee_cents).label("fee"),
+    ).join(StripePayout, StripePayout.id == BT.payout_id)
+        .where(StripePayout.arrival_date <= end, BT.reporting_category.notin_(FEE_CATEGORIES)),
+        BT.payment_id).group_by(BT.payment_id).subquery("stripe")
+
+    Line = CareCreditFundingLine
+    funded = scoped(sa.select(
+        Line.payment_id,
+        sa.func.count(Line.id).label("lines"),
+        sa.func.sum(Line.gross_cents).label("gross"),
+        sa.func.sum(Line.fee_cents).label("fee"),
+    ).join(CareCreditFunding, CareCreditFunding.id == Line.funding_id)
+        .where(CareCreditFunding.funded_on <= end), Line.payment_id).group_by(Line.payment_id).subquery("funded")
+
+    disputes = scoped(sa.select(
+        Dispute.payment_id,
+        sa.func.sum(sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
+                    - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON),
+                               Dispute.amount_cents), else_=0)).label("held"),
+    ), Dispute.payment_id).group_by(Dispute.payment_id).subquery("disputes")
+
+    amount = Payment.amount_cents
+    refunded, returned = _cents(refunds.c.refunded), _cents(refunds.c.returned)
+    deposited = sa.and_(DepositBatch.status == DepositStatus.DEPOSITED, DepositBatch.deposited_on <= end)
+    card, money_order = Payment.method == PaymentMethod.CARD, Payment.method == PaymentMethod.MONEY_ORDER
+    is_funded = _cents(funded.c.lines) > 0
+    settled = sa.case(
+        (card, _cents(stripe.c.gross)),
+        (money_order, sa.case((deposited, amount - returned), else_=0) - (refunded - returned)),
+        else_=_cents(funded.c.gross))
+    in_transit = sa.case(
+        (card, sa.case((_cents(stripe.c.charges_paid) > 0, 0), else_=amount)
+         - (refunded - _cents(stripe.c.refunds_paid))),
+        (money_order, sa.case((sa.or_(deposited, returned > 0), 0), else_=amount)),
+        else_=sa.case((is_funded, 0), else_=amount - refunded))
+    expected_fee = sa.case((sa.and_(Payment.method == PaymentMethod.CARECREDIT, is_funded),
+                            (amount * CareCreditDetails.merchant_fee_bps + 5000) // 10000), else_=0)
+    # What the payment leaves in its clearing account (the journal's postings, payment by payment).
+    clearing = sa.case(
+        (card, amount - refunded - _cents(stripe.c.gross) - _cents(disputes.c.held)),
+        (money_order, sa.case((sa.or_(deposited, returned > 0), 0), else_=amount)),
+        else_=amount - refunded - _cents(funded.c.gross))
+    return (
+        sa.select(
+            Payment.id.label("payment_id"), Payment.method.label("method"), Payment.received_date.label("received"),
+            Payment.status.label("status"), Payment.patient_id.label("patient_id"), amount.label("amount"),
+            refunded.label("refunded"), _cents(refunds.c.refund_count).label("refund_count"),
+            returned.label("returned"),
+            (amount - refunded).label("recorded"), settled.label("settled"), in_transit.label("in_transit"),
+            sa.case((card, _cents(stripe.c.fee)), else_=_cents(funded.c.fee)).label("fees"),
+            sa.cast(expected_fee, sa.BigInteger).label("expected_fee"),
+            (amount - refunded - settled - in_transit).label("difference"),
+            clearing.label("clearing"), _cents(disputes.c.held).label("disputed"),
+            DepositBatch.number.label("batch_number"), DepositBatch.status.label("batch_status"),
+            DepositBatch.deposited_on.label("deposited_on"),
+        )
+        .outerjoin(refunds, refunds.c.payment_id == Payment.id)
+        .outerjoin(stripe, stripe.c.payment_id == Payment.id)
+        .outerjoin(funded, funded.c.payment_id == Payment.id)
+        .outerjoin(disputes, disputes.c.payment_id == Payment.id)
+        .outerjoin(CareCreditDetails, CareCreditDetails.payment_id == Payment.id)
+        .outerjoin(DepositBatchItem, DepositBatchItem.payment_id == Payment.id)
+        .outerjoin(DepositBatch, DepositBatch.id == DepositBatchItem.batch_id)
+        .where(*in_scope)
+        .subquery("per_payment")
+    )
+
+
+# --- the methods ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodFigures:
+    method: PaymentMethod
+    count: int  # payments received in the month
+    received: Money
+    refund_count: int  # refunds and returns of those payments (dated in the month)
+    refunded: Money
+    settled: Money
+    in_transit: Money
+    fees: Money
+    expected_fees: Money  # CareCredit: what the plans' rates ask on what was funded
+    difference: Money
+    unsettled: int  # payments with money still in transit
+    differing: int  # payments with a difference
+    fee_mismatches: int  # CareCredit payments funded with another fee than their plan's
+    earlier_refund_count: int  # refunds dated in the month of payments received before it (not in the figures)
+    earlier_refunded: Money
+
+    @property
+    def recorded(self) -> Money:
+        return self.received - self.refunded
+
+    @property
+    def fee_difference(self) -> Money:
+        """Actual − expected fees: positive when the funding came short."""
+        return self.fees - self.expected_fees
+
+    @property
+    def net_to_bank(self) -> Money:
+        return self.settled - self.fees
+
+    @property
+    def items(self) -> int:
+        return self.unsettled + self.differing + self.fee_mismatches
+
+
+def method_figures(month: date) -> list[MethodFigures]:
+    """Each method's figures for the month (one row per method, zero rows included): two GROUP BYs."""
+    start, end = month_bounds(month)
+    p = _per_payment(start, end)
+    rows = {row.method: row for row in db.session.execute(sa.select(
+        p.c.method, sa.func.count().label("count"), sa.func.sum(p.c.amount).label("received"),
+        sa.func.sum(p.c.refund_count).label("refund_count"), sa.func.sum(p.c.refunded).label("refunded"),
+        sa.func.sum(p.c.settled).label("settled"), sa.func.sum(p.c.in_transit).label("in_transit"),
+        sa.func.sum(p.c.fees).label("fees"), sa.func.sum(p.c.expected_fee).label("expected_fees"),
+        sa.func.sum(p.c.difference).label("difference"),
+        sa.func.sum(sa.case((p.c.in_transit != 0, 1), else_=0)).label("unsettled"),
+        sa.func.sum(sa.case((p.c.difference != 0, 1), else_=0)).label("differing"),
+        sa.func.sum(sa.case((sa.and_(p.c.method == PaymentMethod.CARECREDIT, p.c.fees != p.c.expected_fee), 1),
+                            else_=0)).label("fee_mismatches"),
+    ).group_by(p.c.method))}
+    earlier = {method: (count, total) for method, count, total in db.session.execute(
+        sa.select(Payment.method, sa.func.count(Refund.id), sa.func.sum(Refund.amount_cents))
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.refund_date.between(start, end), Payment.received_date < start)
+        .group_by(Payment.method))}
+    figures = []
+    for method in PaymentMethod:
+        row = rows.get(method)
+        value = (lambda name: int(getattr(row, name) or 0)) if row is not None else (lambda name: 0)
+        earlier_count, earlier_total = earlier.get(method, (0, 0))
+        figures.append(MethodFigures(
+            method, value("count"), Money(value("received")), value("refund_count"), Money(value("refunded")),
+            Money(value("settled")), Money(value("in_transit")), Money(value("fees")), Money(value("expected_fees")),
+            Money(value("difference")), value("unsettled"), value("differing"), value("fee_mismatches"),
+            int(earlier_count), Money(int(earlier_total or 0))))
+    return figures
+
+
+@dataclass(frozen=True)
+class PaymentItem:
+    payment_id: int
+    method: PaymentMethod
+    received: date
+    status: PaymentStatus
+    account: str
+    patient: str
+    amount: Money
+    refunded: Money
+    recorded: Money
+    settled: Money
+    in_transit: Money
+    fees: Money
+    expected_fee: Money
+    difference: Money
+    clearing: Money  # what it leaves in its clearing account at the month's end
+    disputed: Money
+    batch: str  # money orders: the deposit batch it is in ("" on hand)
+    batch_status: str
+
+    @property
+    def fee_difference(self) -> Money:
+        return self.fees - self.expected_fee
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the payment is listed, in words."""
+        out = []
+        if self.in_transit:
+            out.append({PaymentMethod.CARD: "not yet paid out", PaymentMethod.MONEY_ORDER: "not yet deposited",
+                        PaymentMethod.CARECREDIT: "not yet funded"}[self.method])
+        if self.difference:
+            out.append("settled for another amount")
+        if self.method == PaymentMethod.CARECREDIT and self.fee_difference:
+            out.append("funded short" if self.fee_difference.is_positive else "funded over")
+        if self.disputed:
+            out.append("disputed")
+        return out
+
+
+def _items(p: sa.Subquery, where, limit: int) -> list[PaymentItem]:
+    query = (sa.select(p, Patient.account_number, Patient.first_name, Patient.last_name)
+             .join(Patient, Patient.id == p.c.patient_id).where(where)
+             .order_by(p.c.method, p.c.received, p.c.payment_id).limit(limit))
+    return [PaymentItem(
+        r.payment_id, PaymentMethod(r.method), r.received, PaymentStatus(r.status), r.account_number,
+        f"{r.first_name} {r.last_name}", Money(r.amount), Money(int(r.refunded)), Money(int(r.recorded)),
+        Money(int(r.settled)), Money(int(r.in_transit)), Money(int(r.fees)), Money(int(r.expected_fee)),
+        Money(int(r.difference)), Money(int(r.clearing)), Money(int(r.disputed)), r.batch_number or "",
+        str(r.batch_status.value if hasattr(r.batch_status, "value") else r.batch_status or ""),
+    ) for r in db.session.execute(query)]
+
+
+def drill_down(month: date, method: PaymentMethod, *, limit: int = ITEM_LIMIT) -> list[PaymentItem]:
+    """The month's payments of `method` behind its difference: not yet settled, settled for another
+    amount, or (CareCredit) funded with another fee than their plan's. Oldest first."""
+    start, end = month_bounds(month)
+    p = _per_payment(start, end)
+    listed = sa.or_(p.c.in_transit != 0, p.c.difference != 0,
+                    sa.and_(p.c.method == PaymentMethod.CARECREDIT, p.c.fees != p.c.expected_fee))
+    return _items(p, sa.and_(p.c.method == method, listed), limit)
+
+
+# --- the clearing accounts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OtherItem:
+    """What sits in a clearing account without a payment of ours: a Stripe balance transaction or a
+    CareCredit funding line matched to none."""
+
+    day: date
+    reference: str
+    description: str
+    amount: Money  # its weight in the account
+
+
+@dataclass(frozen=True)
+class ClearingAccount:
+    method: PaymentMethod
+    code: str
+    name: str
+    payments: Money  # the payments' weight in it
+    payment_count: int
+    others: Money
+    other_count: int
+    journal_balance: Money
+    items: list[PaymentItem]  # at most ITEM_LIMIT
+    other_items: list[OtherItem]
+
+    @property
+    def explained(self) -> Money:
+        return self.payments + self.others
+
+    @property
+    def unexplained(self) -> Money:
+        """Journal balance − the items: zero in a consistent ledger."""
+        return self.journal_balance - self.explained
+
+
+def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingAccount]:
+    """Stripe clearing, Undeposited funds and CareCredit receivable at the month's end, each explained
+    payment by payment (and by the Stripe transactions and CareCredit funding lines that are no
+    payment's) next to its journal balance."""
+    _, end = month_bounds(month)
+    p = _per_payment(None, end)
+    sums = {row.method: (int(row.total or 0), int(row.count or 0)) for row in db.session.execute(
+        sa.select(p.c.method, sa.func.sum(p.c.clearing).label("total"),
+                  sa.func.sum(sa.case((p.c.clearing != 0, 1), else_=0)).label("count")).group_by(p.c.method))}
+    items = _items(p, p.c.clearing != 0, limit * len(PaymentMethod))
+    BT, Line = StripeBalanceTransaction, CareCreditFundingLine
+    stripe_others = (sa.select(StripePayout.arrival_date, BT.transaction_id, BT.description, -BT.gross_cents)
+                     .join(StripePayout, StripePayout.id == BT.payout_id)
+                     .where(StripePayout.arrival_date <= end, BT.payment_id.is_(None),
+                            BT.reporting_category.notin_(FEE_CATEGORIES)))
+    funding_others = (sa.select(CareCreditFunding.funded_on, CareCreditFunding.reference,
+                                Line.authorization_code, -Line.gross_cents)
+                      .join(CareCreditFunding, CareCreditFunding.id == Line.funding_id)
+                      .where(CareCreditFunding.funded_on <= end, Line.payment_id.is_(None)))
+    others = {PaymentMethod.CARD: stripe_others, PaymentMethod.CARECREDIT: funding_others}
+    names = dict(db.session.execute(sa.select(Account.code, Account.name)).all())
+    balances = {code: int(total) for code, total in db.session.execute(
+        sa.select(Account.code, sa.func.sum(JournalLine.amount_cents))
+        .join(JournalLine, JournalLine.account_id == Account.id).join(JournalEntry)
+        .where(JournalEntry.entry_date <= end, Account.code.in_(list(CLEARING_ACCOUNTS.values())))
+        .group_by(Account.code))}
+    accounts = []
+    for method, code in CLEARING_ACCOUNTS.items():
+        other_total, other_count, other_items = 0, 0, []
+        if method in others:
+            rows = others[method].subquery()
+            amount = list(rows.c)[3]
+            other_total, other_count = db.session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(amount), 0), sa.func.count())).one()
+            other_items = [OtherItem(day, ref, text or "", Money(int(value))) for day, ref, text, value
+                           in db.session.execute(others[method].order_by(list(others[method].selected_columns)[0])
+                                                 .limit(limit))]
+        total, count = sums.get(method, (0, 0))
+        accounts.append(ClearingAccount(
+            method, code, names.get(code, code), Money(total), count, Money(int(other_total)), int(other_count),
+            Money(balances.get(code, 0)), [i for i in items if i.method == method][:limit], other_items))
+    return accounts
+
+
+# --- A/R roll-forward ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollForwardLine:
+    source_type: str
+    label: str
+    term: str  # charges, payments, adjustments, refunds or other
+    amount: Money  # signed as posted to Receivables (debits positive)
+
+
+@dataclass(frozen=True)
+class RollForward:
+    start: date
+    end: date
+    opening: Money
+    lines: list[RollForwardLine]
+    journal_closing: Money  # journal.balance(RECEIVABLES, as_of=end)
+
+    def _term(self, term: str) -> Money:
+        return sum((line.amount for line in self.lines if line.term == term), Money.zero())
+
+    @property
+    def charges(self) -> Money:
+        return self._term("charges")
+
+    @property
+    def payments(self) -> Money:
+        """Payments and credit applied, as a positive amount subtracted."""
+        return -self._term("payments")
+
+    @property
+    def adjustments(self) -> Money:
+        return -self._term("adjustments")
+
+    @property
+    def refunds(self) -> Money:
+        return self._term("refunds")
+
+    @property
+    def other(self) -> Money:
+        return self._term("other")
+
+    @property
+    def closing(self) -> Money:
+        return self.opening + self.charges - self.payments - self.adjustments + self.refunds + self.other
+
+    @property
+    def difference(self) -> Money:
+        """Journal closing − computed closing: zero when every posting to Receivables is in a term."""
+        return self.journal_closing - self.closing
+
+
+def ar_roll_forward(month: date) -> RollForward:
+    """Receivables from the day before the month to its last day, by the source of the entries that
+    moved it (one GROUP BY), with the journal's own closing balance to tie to."""
+    start, end = month_bounds(month)
+    rows = db.session.execute(
+        sa.select(JournalEntry.source_type, sa.func.sum(JournalLine.amount_cents))
+        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .where(JournalLine.account_id == journal.account_id(journal.RECEIVABLES),
+               JournalEntry.entry_date.between(start, end))
+        .group_by(JournalEntry.source_type).order_by(JournalEntry.source_type))
+    lines = [RollForwardLine(source, SOURCE_LABELS.get(source, source), TERMS.get(source, "other"), Money(int(total)))
+             for source, total in rows]
+    return RollForward(start, end, journal.balance(journal.RECEIVABLES, as_of=start - timedelta(days=1)), lines,
+                       journal.balance(journal.RECEIVABLES, as_of=end))
+
+
+# --- the whole report ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    month: date
+    end: date
+    methods: list[MethodFigures]
+    clearing: list[ClearingAccount]
+    receivables: RollForward
+    trial_balance: list[TrialBalanceRow]
+
+    @property
+    def trial_totals(self) -> tuple[Money, Money]:
+        return totals(self.trial_balance)
+
+    def method(self, method: PaymentMethod) -> MethodFigures:
+        return next(m for m in self.methods if m.method == method)
+
+    def account(self, method: PaymentMethod) -> ClearingAccount:
+        return next(a for a in self.clearing if a.method == method)
+
+
+def reconciliation(month: date) -> Reconciliation:
+    """The month's reconciliation (`month`: any day in it)."""
+    start, end = month_bounds(month)
+    return Reconciliation(start, end, method_figures(start), clearing_accounts(start), ar_roll_forward(start),
+                          trial_balance(end))
+
+
+def csv_rows(report: Reconciliation):
+    """The report as CSV rows: section, line, and the figures (dollars), in the page's order."""
+    yield ["section", "item", "count", "amount", "detail"]
+    for m in report.methods:
+        label = m.method.label
+        yield [label, "Received", m.count, m.received.plain(), ""]
+        yield [label, "Refunds and returns", m.refund_count, (-m.refunded).plain(), ""]
+        yield [label, "Recorded", "", m.recorded.plain(), ""]
+        yield [label, "Settled", "", m.settled.plain(), ""]
+        yield [label, "In transit", m.unsettled, m.in_transit.plain(), ""]
+        yield [label, "Difference", m.differing, m.difference.plain(), ""]
+        yield [label, "Fees", "", m.fees.plain(), ""]
+        if m.method == PaymentMethod.CARECREDIT:
+            yield [label, "Fees expected by the plans", "", m.expected_fees.plain(), ""]
+            yield [label, "Fees actual − expected", m.fee_mismatches, m.fee_difference.plain(), ""]
+        yield [label, "Net to the bank", "", m.net_to_bank.plain(), ""]
+        if m.earlier_refund_count:
+            yield [label, "Refunds of earlier months' payments", m.earlier_refund_count,
+                   (-m.earlier_refunded).plain(), "not in the figures above"]
+    for a in report.clearing:
+        section = f"{a.code} {a.name}"
+        for item in a.items:
+            yield [section, f"Payment #{item.payment_id}", "", item.clearing.plain(),
+                   f"{item.received.isoformat()} {item.account} {item.patient}; {', '.join(item.reasons)}"]
+        for other in a.other_items:
+            yield [section, other.reference, "", other.amount.plain(), f"{other.day.isoformat()} {other.description}"]
+        yield [section, "Payments", a.payment_count, a.payments.plain(), ""]
+        yield [section, "Not a payment of ours", a.other_count, a.others.plain(), ""]
+        yield [section, "Explained", "", a.explained.plain(), ""]
+        yield [section, "Journal balance", "", a.journal_balance.plain(), ""]
+        yield [section, "Unexplained", "", a.unexplained.plain(), ""]
+    r = report.receivables
+    yield ["A/R roll-forward", "Opening", "", r.opening.plain(), f"as of {(r.start - timedelta(days=1)).isoformat()}"]
+    for line in r.lines:
+        yield ["A/R roll-forward", line.label, "", line.amount.plain(), f"{line.term} ({line.source_type})"]
+    yield ["A/R roll-forward", "Charges", "", r.charges.plain(), ""]
+    yield ["A/R roll-forward", "Payments", "", (-r.payments).plain(), ""]
+    yield ["A/R roll-forward", "Adjustments", "", (-r.adjustments).plain(), ""]
+    yield ["A/R roll-forward", "Refunds and reopens", "", r.refunds.plain(), ""]
+    if r.other:
+        yield ["A/R roll-forward", "Other", "", r.other.plain(), ""]
+    yield ["A/R roll-forward", "Closing", "", r.closing.plain(), f"as of {r.end.isoformat()}"]
+    yield ["A/R roll-forward", "Journal closing", "", r.journal_closing.plain(), ""]
+    yield ["A/R roll-forward", "Difference", "", r.difference.plain(), ""]
+    for row in report.trial_balance:
+        yield ["Trial balance", f"{row.code} {row.name}", "", row.balance.plain(),
+               f"debits {row.debits.plain()} credits {row.credits.plain()}"]
+    debits, credits = report.trial_totals
+    yield ["Trial balance", "Total", "", (debits - credits).plain(), f"debits {debits.plain()} credits {credits.plain()}"]
