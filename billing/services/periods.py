@@ -39,6 +39,7 @@ class MonthReview:
     status: PeriodStatus
     period: AccountingPeriod | None
     ended: bool  # the month is over, so it can be closed
+    posted: bool  # something is dated in the month
     blockers: list[Item] = field(default_factory=list)
     warnings: list[Item] = field(default_factory=list)
 
@@ -111,7 +112,9 @@ def blockers(month: date, *, today: date) -> MonthReview:
     if (earlier := _earlier_open_month(first)) is not None:
         warnings.append(Item("earlier_month", f"{earlier:%B %Y} has postings and is still open; months are "
                                               "usually closed in order.", earlier))
-    return MonthReview(first, status, period, ended=last < today, blockers=found, warnings=warnings)
+    posted = db.session.scalar(sa.select(JournalEntry.id).where(JournalEntry.entry_date.between(first, last))
+                               .limit(1)) is not None
+    return MonthReview(first, status, period, ended=last < today, posted=posted, blockers=found, warnings=warnings)
 
 
 def _earlier_open_month(first: date) -> date | None:
@@ -151,9 +154,10 @@ def close_month(month: date, *, today: date, override_reason: str = "") -> Accou
         raise ServiceError(_closed_message(period))
     review = blockers(first, today=today)
     if review.blockers and not reason:
-        raise ServiceError(f"{first:%B %Y} cannot be closed yet: {len(review.blockers)} thing"
-                           f"{'' if len(review.blockers) == 1 else 's'} to settle first (listed on the page). "
-                           "Settle them, or give the reason for closing anyway.", "override_reason")
+        one = len(review.blockers) == 1
+        raise ServiceError(f"{first:%B %Y} cannot be closed yet: {len(review.blockers)} thing{'' if one else 's'} "
+                           f"to settle first (listed on the page). Settle {'it' if one else 'them'}, or give the "
+                           "reason for closing anyway.", "override_reason")
     if period is None:
         period = AccountingPeriod(month=first, status=PeriodStatus.CLOSED)
         try:
