@@ -222,3 +222,46 @@ def export_beancount(start, end, output, opening_balances: bool) -> None:
 def export_quickbooks(start, end, output) -> None:
     """The journal as a QuickBooks Online journal-entry import CSV."""
     _write_export("QuickBooks CSV", start, end, output, lambda s, e, progress: quickbooks.lines(s, e, progress=progress))
+
+
+# --- reports -----------------------------------------------------------------------------------------
+
+report_cli = AppGroup("report", help="The bookkeeper's reports, written to a file.")
+billing_cli.add_command(report_cli)
+
+
+class _Month(click.ParamType):
+    name = "month"
+
+    def convert(self, value, param, ctx):
+        from billing.reports.reconciliation import parse_month
+
+        month = parse_month(str(value))
+        if month is None:
+            self.fail(f"{value!r} is not a month; write it YYYY-MM, like 2026-03.", param, ctx)
+        return month
+
+
+@report_cli.command("reconciliation")
+@click.option("--month", required=True, type=_Month(), help="The month, YYYY-MM.")
+@click.option("--format", "file_format", required=True, type=click.Choice(["csv", "pdf"]), help="csv or pdf.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The file to write.")
+def report_reconciliation(month, file_format: str, output: str) -> None:
+    """The monthly reconciliation (methods, clearing accounts, A/R roll-forward, trial balance) as CSV or PDF."""
+    from billing.documents.reconciliation import reconciliation_pdf
+    from billing.exports.csvstream import csv_lines
+    from billing.reports import reconciliation
+
+    report = reconciliation.reconciliation(month)
+    if file_format == "pdf":
+        with click.open_file(output, "wb", atomic=True) as out:
+            out.write(reconciliation_pdf(report).pdf)
+    else:
+        with click.open_file(output, "w", encoding="utf-8", atomic=True) as out:
+            for chunk in csv_lines(reconciliation.CSV_HEADER, reconciliation.csv_rows(report)):
+                out.write(chunk)
+    unexplained = [a.code for a in report.clearing if a.unexplained] + (
+        ["1100 (roll-forward)"] if report.receivables.difference else [])
+    click.echo(f"Wrote the reconciliation for {month:%Y-%m} as {file_format.upper()} to {output}."
+               + (f" Not tied to the journal: {', '.join(unexplained)}." if unexplained else ""), err=True)

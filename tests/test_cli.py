@@ -309,3 +309,30 @@ def test_export_refuses_a_range_backwards_and_writes_nothing(runner, tmp_path):
     bad = runner.invoke(args=["billing", "export", "beancount", "--from", "March", "--to", "2026-03-01",
                               "-o", str(out)])
     assert bad.exit_code != 0 and "'March' does not match the format '%Y-%m-%d'" in bad.output
+
+
+from tests.services.conftest import catalog, make_patient  # noqa: E402,F401  (fixtures of the month below)
+from tests.services.test_reconciliation import march  # noqa: E402,F401  (March 2026 built through the services)
+
+
+def test_report_reconciliation_writes_csv_and_pdf(runner, march, tmp_path):
+    import csv
+    import io
+
+    out = tmp_path / "march.csv"
+    result = runner.invoke(args=["billing", "report", "reconciliation", "--month", "2026-03", "--format", "csv",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Wrote the reconciliation for 2026-03 as CSV" in result.output and "Not tied" not in result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert rows[0] == ["Section", "Item", "Count", "Amount", "Detail"]
+    assert ["Card", "Settled", "", "600.00", ""] in rows and ["CareCredit", "Fees", "", "238.40", ""] in rows
+    pdf = tmp_path / "march.pdf"
+    result = runner.invoke(args=["billing", "report", "reconciliation", "--month", "2026-03", "--format", "pdf",
+                                 "-o", str(pdf)])
+    assert result.exit_code == 0, result.output
+    assert pdf.read_bytes().startswith(b"%PDF")
+    bad = runner.invoke(args=["billing", "report", "reconciliation", "--month", "03/2026", "--format", "csv",
+                              "-o", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "'03/2026' is not a month; write it YYYY-MM" in bad.output
+    assert not (tmp_path / "x.csv").exists()

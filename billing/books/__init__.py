@@ -8,3 +8,4 @@ from billing.books import bank_routes  # noqa: E402,F401
 from billing.books import daily_routes, deposit_routes  # noqa: E402,F401
 from billing.books import report_routes  # noqa: E402,F401
 from billing.books import period_routes  # noqa: E402,F401
+from billing.books import reconciliation_routes  # noqa: E402,F401

@@ -494,9 +494,11 @@ def reconciliation(month: date) -> Reconciliation:
                           trial_balance(end))
 
 
+CSV_HEADER = ("Section", "Item", "Count", "Amount", "Detail")
+
+
 def csv_rows(report: Reconciliation):
-    """The report as CSV rows: section, line, and the figures (dollars), in the page's order."""
-    yield ["section", "item", "count", "amount", "detail"]
+    """The report as CSV rows under CSV_HEADER (amounts in dollars), in the page's order."""
     for m in report.methods:
         label = m.method.label
         yield [label, "Received", m.count, m.received.plain(), ""]

@@ -252,7 +252,8 @@ def test_trial_balance_at_the_month_end(march):
 
 def test_csv_rows_carry_the_figures(march):
     rows = list(rec.csv_rows(rec.reconciliation(MARCH)))
-    assert rows[0] == ["section", "item", "count", "amount", "detail"]
+    assert rec.CSV_HEADER == ("Section", "Item", "Count", "Amount", "Detail")
+    assert all(len(row) == len(rec.CSV_HEADER) for row in rows)
     assert ["CareCredit", "Fees actual − expected", 1, "50.00", ""] in rows
     assert ["Card", "In transit", 1, "150.00", ""] in rows
     assert ["A/R roll-forward", "Difference", "", "0.00", ""] in rows

@@ -58,6 +58,10 @@ EXPECTED: dict[str, object] = {
     "books.trial_balance_report": {A, B},
     "books.trial_balance_csv": {A, B},
     "books.exports": {A, B},
+    "books.reconciliation": {A, B},
+    "books.reconciliation_items": {A, B},
+    "books.reconciliation_csv": {A, B},
+    "books.reconciliation_pdf_download": {A, B},
     # Month close: the bookkeeper closes (the admin sees it); only the admin reopens a closed month.
     "books.periods_index": {A, B},
     "books.period": {A, B},
