@@ -112,9 +112,13 @@ def blockers(month: date, *, today: date) -> MonthReview:
     if (earlier := _earlier_open_month(first)) is not None:
         warnings.append(Item("earlier_month", f"{earlier:%B %Y} has postings and is still open; months are "
                                               "usually closed in order.", earlier))
-    posted = db.session.scalar(sa.select(JournalEntry.id).where(JournalEntry.entry_date.between(first, last))
-                               .limit(1)) is not None
-    return MonthReview(first, status, period, ended=last < today, posted=posted, blockers=found, warnings=warnings)
+    return MonthReview(first, status, period, ended=last < today, posted=_has_postings(first, last), blockers=found,
+                       warnings=warnings)
+
+
+def _has_postings(first: date, last: date) -> bool:
+    return db.session.scalar(sa.select(JournalEntry.id).where(JournalEntry.entry_date.between(first, last))
+                             .limit(1)) is not None
 
 
 def _earlier_open_month(first: date) -> date | None:
@@ -123,9 +127,7 @@ def _earlier_open_month(first: date) -> date | None:
     period = period_of(previous)
     if period is not None and period.status == PeriodStatus.CLOSED:
         return None
-    posted = db.session.scalar(sa.select(JournalEntry.id).limit(1).where(
-        JournalEntry.entry_date.between(previous, first - timedelta(days=1))))
-    return previous if posted is not None else None
+    return previous if _has_postings(previous, first - timedelta(days=1)) else None
 
 
 def _money(cents: int) -> str:
