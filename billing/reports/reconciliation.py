@@ -480,6 +480,10 @@ class Reconciliation:
     def trial_totals(self) -> tuple[Money, Money]:
         return totals(self.trial_balance)
 
+    @property
+    def carecredit(self) -> MethodFigures:
+        return self.method(PaymentMethod.CARECREDIT)
+
     def method(self, method: PaymentMethod) -> MethodFigures:
         return next(m for m in self.methods if m.method == method)
 

@@ -23,7 +23,7 @@ def test_the_month_in_the_pdf(march):
     assert "Monthly reconciliation" in text and "March 2026" in text and "REC-2026-03" in text
     assert "Card $800.00 (3) −$50.00 (1) $750.00 $600.00 $150.00 (1) $0.00 $19.45 $580.55" in text
     assert "Money order $925.00 (4) −$300.00 (1) $625.00 $450.00 $175.00 (2) $0.00 $0.00 $450.00" in text
-    assert "CareCredit $2,000.00 (3) −$0.00 (0) $2,000.00 $1,600.00 $400.00 (1) $0.00 $238.40 $1,361.60" in text
+    assert "CareCredit $2,000.00 (3) $0.00 (0) $2,000.00 $1,600.00 $400.00 (1) $0.00 $238.40 $1,361.60" in text
     assert "actual $238.40, plans' rates $188.40, difference $50.00 on 1 payment(s) (funded short)" in text
     p = march.payments
     assert f"Payment #{p['c3'].id}" in text and f"Payment #{p['k3'].id}" in text
