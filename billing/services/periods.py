@@ -139,6 +139,14 @@ def _lock_period(month: date) -> AccountingPeriod | None:
                               .execution_options(populate_existing=True)).one_or_none()
 
 
+def _wait_for_postings() -> None:
+    """Let journal entries being written now commit before the month closes: every one that commits
+    later meets the closed month (the database refuses it; migration 0007). SQLite runs one writer
+    at a time anyway."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("LOCK TABLE journal_entries IN SHARE MODE"))
+
+
 def close_month(month: date, *, today: date, override_reason: str = "") -> AccountingPeriod:
     """Close the month `month` falls in, so nothing more can be dated in it. Raises ServiceError for a
     month not over yet, one already closed, or one with blockers and no override reason (or a reason
@@ -151,6 +159,7 @@ def close_month(month: date, *, today: date, override_reason: str = "") -> Accou
     if last >= today:
         raise ServiceError(f"{first:%B %Y} is not over yet (today is {today:%m/%d/%Y}); a month is closed after "
                            "its last day.")
+    _wait_for_postings()
     period = _lock_period(first)
     if period is not None and period.status == PeriodStatus.CLOSED:
         raise ServiceError(_closed_message(period))

@@ -196,3 +196,45 @@ def test_a_payment_and_a_void_of_the_same_invoice_at_once(live_app, infusion_id)
             summary = balances.patient_summary(db.session.get(Patient, patient_id))
             assert (summary.uninvoiced, summary.balance) == (Money(45000), -Money(10000))
         assert db.session.scalar(sa.select(sa.func.sum(JournalLine.amount_cents))) == 0
+
+
+def test_a_posting_checked_before_its_month_closed_is_refused_by_the_database(live_app, infusion_id):
+    """The services check the month first; if the bookkeeper closes it between that check and the
+    insert, the database refuses the entry (migration 0007), so nothing lands in a closed month."""
+    from billing.services import periods
+
+    february = date(2026, 2, 10)
+    [patient_id] = patients_with_a_charge(live_app, infusion_id, 1, "LateForFebruary")
+    checked, closed = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def post() -> None:
+        with live_app.app_context():
+            journal.ensure_period_open(february)  # open: the month is remembered for this transaction
+            checked.set()
+            closed.wait(timeout=30)
+            try:
+                journal.post(february, "Late February entry", db.session.get(Patient, patient_id), [
+                    (journal.BANK, Money(100), None), (journal.RECEIVABLES, Money(-100), patient_id)])
+                db.session.commit()
+                outcome["post"] = "committed"
+            except sa.exc.DBAPIError as err:
+                db.session.rollback()
+                outcome["post"] = str(err.orig)
+
+    def close() -> None:
+        checked.wait(timeout=30)
+        with live_app.app_context():
+            periods.close_month(february, today=TODAY, override_reason="Closing February in the race test")
+            db.session.commit()
+        closed.set()
+
+    threads = [threading.Thread(target=post), threading.Thread(target=close)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert "cannot be dated in a closed month" in str(outcome["post"])
+    with live_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)
+                                 .where(JournalEntry.description == "Late February entry")) == 0

@@ -249,3 +249,17 @@ def test_audit_rows_survive_a_refused_delete(busy_ledger):
         with db.session.begin_nested():
             db.session.execute(sa.delete(AuditEvent))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == count
+
+
+def test_the_database_refuses_an_entry_dated_in_a_closed_month(make_patient):
+    patient = make_patient()
+    close_month(date(2026, 2, 1))
+    insert = sa.text("INSERT INTO journal_entries (entry_date, posted_at, description, source_type, source_id) "
+                     "VALUES (:day, CURRENT_TIMESTAMP, 'written past the services', 'Patient', :id)")
+    with pytest.raises(sa.exc.DBAPIError, match="cannot be dated in a closed month"):
+        with db.session.begin_nested():
+            db.session.execute(insert, {"day": date(2026, 2, 27), "id": str(patient.id)})
+    with db.session.begin_nested():  # the month after is open
+        db.session.execute(insert, {"day": date(2026, 3, 1), "id": str(patient.id)})
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)
+                             .where(JournalEntry.description == "written past the services")) == 1
