@@ -88,94 +88,95 @@ def _cents(expression) -> sa.ColumnElement[int]:
 
 def _per_payment(start: date | None, end: date) -> sa.Subquery:
     """SQL: one row per payment received by `end` (from `start` when given) that came in, with what was
-    recorded, settled, in transit, its fees and its weight in its clearing account, all as of `end`."""
-    in_scope = [Payment.received_date <= end, Payment.status.in_(RECEIVED)]
+    recorded, settled, in transit, its fees and its weight in its clearing account, all as of `end`.
+
+    One pass over the payments: what belongs to a payment (refunds, Stripe transactions, its funding
+    line, its deposit) is looked up by its id, and only where it can exist (refunds only for a payment no
+    longer simply succeeded, Stripe only for cards, ...). The lookups sit in an inner query behind
+    OFFSET 0, so the figures built from them below read each lookup once."""
+    P, BT, Line = Payment, StripeBalanceTransaction, CareCreditFundingLine
+    in_scope = [P.received_date <= end, P.status.in_(RECEIVED)]
     if start is not None:
-        in_scope.append(Payment.received_date >= start)
+        in_scope.append(P.received_date >= start)
+    card, money_order = P.method == PaymentMethod.CARD, P.method == PaymentMethod.MONEY_ORDER
+    carecredit = P.method == PaymentMethod.CARECREDIT
+    touched = P.status != PaymentStatus.SUCCEEDED  # refunded, returned or lost to a dispute
 
-    def scoped(query: sa.Select, key) -> sa.Select:
-        return query.join(Payment, Payment.id == key).where(*in_scope)
+    def lookup(when, column, *where, join=None):
+        query = sa.select(column)
+        if join is not None:
+            query = query.select_from(BT).join(*join)
+        return sa.case((when, query.where(*where).correlate(P).scalar_subquery()), else_=0)
 
-    refunds = scoped(sa.select(
-        Refund.payment_id,
-        sa.func.sum(Refund.amount_cents).label("refunded"),
-        sa.func.count(Refund.id).label("refund_count"),
-        sa.func.sum(sa.case((Refund.kind == RefundKind.RETURN, Refund.amount_cents), else_=0)).label("returned"),
-    ).where(Refund.refund_date <= end), Refund.payment_id).group_by(Refund.payment_id).subquery("refunds")
-
-    BT = StripeBalanceTransaction
-    stripe = scoped(sa.select(
-        BT.payment_id,
-        sa.func.sum(sa.case((BT.reporting_category == "charge", 1), else_=0)).label("charges_paid"),
-        sa.func.sum(sa.case((BT.reporting_category == "charge", BT.gross_cents), else_=0)).label("charge_gross"),
-        sa.func.sum(sa.case((BT.reporting_category == "refund", -BT.gross_cents), else_=0)).label("refunds_paid"),
-        sa.func.sum(BT.gross_cents).label("gross"),
-        sa.func.sum(BT.fee_cents).label("fee"),
-    ).join(StripePayout, StripePayout.id == BT.payout_id)
-        .where(StripePayout.arrival_date <= end, BT.reporting_category.notin_(FEE_CATEGORIES)),
-        BT.payment_id).group_by(BT.payment_id).subquery("stripe")
-
-    Line = CareCreditFundingLine
-    funded = scoped(sa.select(
-        Line.payment_id,
-        sa.func.count(Line.id).label("lines"),
-        sa.func.sum(Line.gross_cents).label("gross"),
-        sa.func.sum(Line.fee_cents).label("fee"),
-    ).join(CareCreditFunding, CareCreditFunding.id == Line.funding_id)
-        .where(CareCreditFunding.funded_on <= end), Line.payment_id).group_by(Line.payment_id).subquery("funded")
-
-    disputes = scoped(sa.select(
-        Dispute.payment_id,
-        sa.func.sum(sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
-                    - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON),
-                               Dispute.amount_cents), else_=0)).label("held"),
-    ), Dispute.payment_id).group_by(Dispute.payment_id).subquery("disputes")
-
-    amount = Payment.amount_cents
-    refunded, returned = _cents(refunds.c.refunded), _cents(refunds.c.returned)
-    deposited = sa.and_(DepositBatch.status == DepositStatus.DEPOSITED, DepositBatch.deposited_on <= end)
-    card, money_order = Payment.method == PaymentMethod.CARD, Payment.method == PaymentMethod.MONEY_ORDER
-    is_funded = _cents(funded.c.lines) > 0
-    settled = sa.case(
-        (card, _cents(stripe.c.gross)),
-        (money_order, sa.case((deposited, amount - returned), else_=0) - (refunded - returned)),
-        else_=_cents(funded.c.gross))
-    in_transit = sa.case(
-        (card, sa.case((_cents(stripe.c.charges_paid) > 0, 0), else_=amount)
-         - (refunded - _cents(stripe.c.refunds_paid))),
-        (money_order, sa.case((sa.or_(deposited, returned > 0), 0), else_=amount)),
-        else_=sa.case((is_funded, 0), else_=amount - refunded))
-    expected_fee = sa.case((sa.and_(Payment.method == PaymentMethod.CARECREDIT, is_funded),
-                            (amount * CareCreditDetails.merchant_fee_bps + 5000) // 10000), else_=0)
-    # What the payment leaves in its clearing account (the journal's postings, payment by payment).
-    clearing = sa.case(
-        (card, amount - refunded - _cents(stripe.c.gross) - _cents(disputes.c.held)),
-        (money_order, sa.case((sa.or_(deposited, returned > 0), 0), else_=amount)),
-        else_=amount - refunded - _cents(funded.c.gross))
-    return (
+    total = lambda column: sa.func.coalesce(sa.func.sum(column), 0)  # noqa: E731
+    refunds_of = (Refund.payment_id == P.id, Refund.refund_date <= end)
+    paid_out = (BT.payment_id == P.id, StripePayout.arrival_date <= end)
+    payout = (StripePayout, StripePayout.id == BT.payout_id)
+    funded = sa.and_(Line.payment_id == P.id,
+                     Line.funding_id.in_(sa.select(CareCreditFunding.id).where(CareCreditFunding.funded_on <= end)))
+    deposited_by_end = sa.and_(DepositBatch.status == DepositStatus.DEPOSITED, DepositBatch.deposited_on <= end)
+    inner = (
         sa.select(
-            Payment.id.label("payment_id"), Payment.method.label("method"), Payment.received_date.label("received"),
-            Payment.status.label("status"), Payment.patient_id.label("patient_id"), amount.label("amount"),
-            refunded.label("refunded"), _cents(refunds.c.refund_count).label("refund_count"),
-            returned.label("returned"),
-            (amount - refunded).label("recorded"), settled.label("settled"), in_transit.label("in_transit"),
-            sa.case((card, _cents(stripe.c.fee)), else_=_cents(funded.c.fee)).label("fees"),
-            sa.cast(expected_fee, sa.BigInteger).label("expected_fee"),
-            (amount - refunded - settled - in_transit).label("difference"),
-            clearing.label("clearing"), _cents(disputes.c.held).label("disputed"),
+            P.id.label("payment_id"), P.method.label("method"), P.received_date.label("received"),
+            P.status.label("status"), P.patient_id.label("patient_id"), P.amount_cents.label("amount"),
+            lookup(touched, total(Refund.amount_cents), *refunds_of).label("refunded"),
+            lookup(touched, sa.func.count(Refund.id), *refunds_of).label("refund_count"),
+            lookup(sa.and_(money_order, P.status == PaymentStatus.RETURNED), total(Refund.amount_cents),
+                   *refunds_of, Refund.kind == RefundKind.RETURN).label("returned"),
+            lookup(card, sa.func.count(BT.id), *paid_out, BT.reporting_category == "charge",
+                   join=payout).label("charges_paid"),
+            lookup(card, total(BT.gross_cents), *paid_out, BT.reporting_category.notin_(FEE_CATEGORIES),
+                   join=payout).label("stripe_gross"),
+            lookup(card, total(BT.fee_cents), *paid_out, BT.reporting_category.notin_(FEE_CATEGORIES),
+                   join=payout).label("stripe_fee"),
+            lookup(sa.and_(card, touched), total(-BT.gross_cents), *paid_out, BT.reporting_category == "refund",
+                   join=payout).label("refunds_paid"),
+            lookup(card, total(sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
+                               - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON),
+                                          Dispute.amount_cents), else_=0)),
+                   Dispute.payment_id == P.id).label("disputed"),
+            sa.func.coalesce(Line.id, 0).label("funded_line"),
+            sa.func.coalesce(Line.gross_cents, 0).label("funded_gross"),
+            sa.func.coalesce(Line.fee_cents, 0).label("funded_fee"),
+            sa.case((Line.id.is_not(None), (P.amount_cents * CareCreditDetails.merchant_fee_bps + 5000) // 10000),
+                    else_=0).label("expected_fee"),
+            sa.case((deposited_by_end, 1), else_=0).label("deposited"),
             DepositBatch.number.label("batch_number"), DepositBatch.status.label("batch_status"),
-            DepositBatch.deposited_on.label("deposited_on"),
         )
-        .outerjoin(refunds, refunds.c.payment_id == Payment.id)
-        .outerjoin(stripe, stripe.c.payment_id == Payment.id)
-        .outerjoin(funded, funded.c.payment_id == Payment.id)
-        .outerjoin(disputes, disputes.c.payment_id == Payment.id)
-        .outerjoin(CareCreditDetails, CareCreditDetails.payment_id == Payment.id)
-        .outerjoin(DepositBatchItem, DepositBatchItem.payment_id == Payment.id)
+        .select_from(P)
+        .outerjoin(Line, sa.and_(carecredit, funded))
+        .outerjoin(CareCreditDetails, sa.and_(Line.id.is_not(None), CareCreditDetails.payment_id == P.id))
+        .outerjoin(DepositBatchItem, sa.and_(money_order, DepositBatchItem.payment_id == P.id))
         .outerjoin(DepositBatch, DepositBatch.id == DepositBatchItem.batch_id)
         .where(*in_scope)
-        .subquery("per_payment")
+        .offset(0)  # a fence: the figures below read each lookup once
+        .subquery("lookups")
     )
+    c = inner.c
+    is_card = c.method == PaymentMethod.CARD
+    is_money_order = c.method == PaymentMethod.MONEY_ORDER
+    settled = sa.case(
+        (is_card, c.stripe_gross),
+        (is_money_order, sa.case((c.deposited == 1, c.amount - c.returned), else_=0) - (c.refunded - c.returned)),
+        else_=c.funded_gross)
+    in_transit = sa.case(
+        (is_card, sa.case((c.charges_paid > 0, 0), else_=c.amount) - (c.refunded - c.refunds_paid)),
+        (is_money_order, sa.case((sa.or_(c.deposited == 1, c.returned > 0), 0), else_=c.amount)),
+        else_=sa.case((c.funded_line != 0, 0), else_=c.amount - c.refunded))
+    # What the payment leaves in its clearing account (the journal's postings, payment by payment).
+    clearing = sa.case(
+        (is_card, c.amount - c.refunded - c.stripe_gross - c.disputed),
+        (is_money_order, sa.case((sa.or_(c.deposited == 1, c.returned > 0), 0), else_=c.amount)),
+        else_=c.amount - c.refunded - c.funded_gross)
+    return sa.select(
+        c.payment_id, c.method, c.received, c.status, c.patient_id, c.amount, c.refunded, c.refund_count,
+        c.returned, (c.amount - c.refunded).label("recorded"), settled.label("settled"),
+        in_transit.label("in_transit"),
+        sa.case((is_card, c.stripe_fee), else_=c.funded_fee).label("fees"),
+        sa.cast(c.expected_fee, sa.BigInteger).label("expected_fee"),
+        (c.amount - c.refunded - settled - in_transit).label("difference"),
+        clearing.label("clearing"), c.disputed, c.batch_number, c.batch_status,
+    ).subquery("per_payment")
 
 
 # --- the methods ---------------------------------------------------------------------------------------
