@@ -1,4 +1,4 @@
-"""Closing last month in the browser: the bookkeeper finds a day the desk has not closed, is refused
+"""Closing last month in the browser: the bookkeeper reads the month's reconciliation, finds a day the desk has not closed, is refused
 a close without a reason, the desk closes that day, the bookkeeper closes the month; the admin reopens it."""
 
 import re
@@ -39,10 +39,24 @@ def month(live_app, staff):
 def test_the_bookkeeper_closes_last_month(browser, live_server, live_app, page, month, screenshot):
     staff, label, key, day = month["staff"], month["label"], month["key"], month["day"]
 
-    # The bookkeeper opens the month close from the books and finds last month blocked by one day.
+    # The bookkeeper reads last month's reconciliation first: the money order is recorded and still
+    # on its way to the bank (not deposited), and the drill-down shows the payment behind it.
     bookkeeper = staff[Role.BOOKKEEPER]
     sign_in(page, bookkeeper.email, bookkeeper.password)
     expect(page).to_have_url(path_is("/books/"))
+    page.get_by_role("link", name="Monthly reconciliation").click()
+    page.goto(f"/books/reconciliation?month={key}")
+    row = page.locator('#method-figures tr[data-method="money_order"]')
+    expect(row.locator("td").nth(2)).to_have_text("$80.00")  # recorded
+    expect(row.locator("td").nth(4)).to_have_text("$80.00")  # in transit
+    expect(row.locator('[data-figure="difference"]')).to_have_text("$0.00")
+    expect(page.locator('[data-figure="ar-difference"]')).to_have_text("$0.00")
+    screenshot(page, "period-00-reconciliation")
+    row.get_by_role("link", name="1 in transit").click()
+    expect(page.locator("main")).to_contain_text("$80.00")
+    page.goto("/books/")
+
+    # Then opens the month close and finds last month blocked by one day.
     page.get_by_role("link", name="Month close").click()
     row = page.locator(f'tr[data-month="{key}"]')
     expect(row).to_contain_text("1 blocker")
