@@ -15,8 +15,11 @@ from babel.numbers import format_currency
 
 __all__ = ["MAX_CENTS", "Money", "MoneyError", "format_money", "parse_money"]
 
-#: Largest amount we accept in either direction: one hundred million dollars.
+#: Largest amount a person may enter, in either direction: one hundred million dollars.
 MAX_CENTS = 100_000_000_00
+#: Largest amount a Money holds: what a BIGINT cents column holds. Totals and report sums over many
+#: payments go beyond what anyone enters.
+MAX_TOTAL_CENTS = 2**63 - 1
 
 # Digits of the dollar part of MAX_CENTS ("100000000"); longer input is too large.
 _MAX_DOLLAR_DIGITS = len(str(MAX_CENTS // 100))
@@ -53,13 +56,13 @@ class Money:
     cents: int
 
     def __post_init__(self) -> None:
-        """Refuse non-int cents and amounts beyond ``MAX_CENTS``."""
+        """Refuse non-int cents and amounts beyond ``MAX_TOTAL_CENTS`` (entry is capped at MAX_CENTS by parse)."""
         if not _is_int(self.cents):
             raise TypeError(
                 f"Money needs an int number of cents, not {type(self.cents).__name__}"
             )
-        if abs(self.cents) > MAX_CENTS:
-            raise MoneyError(MSG_TOO_LARGE)
+        if abs(self.cents) > MAX_TOTAL_CENTS:
+            raise MoneyError("That amount is too large to keep (beyond what the database holds).")
 
     # -- construction -------------------------------------------------------
 
