@@ -17,32 +17,22 @@ difference. Target: peak under 150 MB. See bench/README.md.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
 
-from bench.checkout import DEFAULT_PG_ADMIN_URL, code_version, fresh_database, machine, machine_load, to_json
-from bench.reconciliation import ROOT, migrate, seed_with_cli
+from bench.checkout import DEFAULT_PG_ADMIN_URL, code_version, fresh_database, machine, machine_load
+from bench.reconciliation import migrate, run_flask, seed_with_cli, write_report
 
 TARGET_MB = 150
 
 
 def export(url: str, start: str, end: str, output: Path) -> dict:
     """Run the QuickBooks export in a subprocess; its wall time and peak resident memory."""
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-only-not-a-secret"}
-    command = [sys.executable, "-m", "flask", "--app", "billing", "billing", "export", "quickbooks",
-               "--from", start, "--to", end, "-o", str(output)]
-    t0 = perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    errors = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = perf_counter() - t0
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"export failed:\n{errors}")
-    return {"command": " ".join(command[2:-1] + ["FILE"]), "wall_s": round(wall, 2),
+    args = ("billing", "export", "quickbooks", "--from", start, "--to", end, "-o", str(output))
+    _, errors, wall, usage = run_flask(url, *args)
+    return {"command": "flask --app billing " + " ".join(args[:-1] + ("FILE",)), "wall_s": round(wall, 2),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "message": errors.strip().splitlines()[-1]}
 
@@ -83,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                   "code": code, "machine": machine(), "patients": args.patients, "months": args.months,
                   "seed": args.seed, "seeding": seeding, "floor": floor, "export": run,
                   "target_mb": TARGET_MB, "meets_target": meets}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(to_json(report))
-        print(f"wrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 

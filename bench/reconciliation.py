@@ -19,6 +19,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from time import perf_counter, perf_counter_ns
@@ -52,24 +53,41 @@ def migrate(url: str) -> None:
         db.engine.dispose()
 
 
-def seed_with_cli(url: str, patients: int, months: int, seed: int) -> dict:
-    """`flask billing seed-demo --patients N --months M --seed S` on `url`, in a subprocess whose progress
-    bar goes to this terminal; returns its wall time, CPU and peak resident memory (ru_maxrss of the child)."""
+def run_flask(url: str, *args: str, show_stderr: bool = False) -> tuple[str, str, float, resource.struct_rusage]:
+    """`flask --app billing ARGS` on the database `url` in a subprocess: its standard output, standard
+    error (left on this terminal when `show_stderr`, e.g. a progress bar), wall time and resource usage
+    (ru_maxrss of that child alone, from os.wait4). Exits on failure."""
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-only-not-a-secret"}
-    command = [sys.executable, "-m", "flask", "--app", "billing", "billing", "seed-demo",
-               "--patients", str(patients), "--months", str(months), "--seed", str(seed), "--bulk"]
-    start = perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    wall = perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "flask", "--app", "billing", *args], cwd=ROOT, env=env,
+                                 stdout=out, stderr=None if show_stderr else err)
+        _, status, usage = os.wait4(child.pid, 0)  # reaps the child: its rusage alone
+        wall = perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        output, errors = out.read(), err.read()
     if child.returncode:
-        raise SystemExit(f"seed-demo failed ({child.returncode}):\n{output}")
+        raise SystemExit(f"flask {' '.join(args)} failed ({child.returncode}):\n{output}{errors}")
+    return output, errors, wall, usage
+
+
+def seed_with_cli(url: str, patients: int, months: int, seed: int) -> dict:
+    """`flask billing seed-demo --patients N --months M --seed S --bulk` on `url`, in a subprocess; its wall
+    time, CPU and peak resident memory."""
+    args = ("billing", "seed-demo", "--patients", str(patients), "--months", str(months), "--seed", str(seed),
+            "--bulk")
+    output, _, wall, usage = run_flask(url, *args, show_stderr=True)
     summary = next(line for line in output.splitlines() if line.startswith("Seeded ") and "payments" in line)
-    return {"command": " ".join(command[2:]), "wall_s": round(wall, 1),
+    return {"command": "flask --app billing " + " ".join(args), "wall_s": round(wall, 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "output": summary}
+
+
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(report))
+    print(f"wrote {path}")
 
 
 def table_counts() -> dict[str, int]:
@@ -215,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                   "months": args.months, "seed": args.seed, "repeat": args.repeat, "wait_idle_s": args.wait_idle,
                   "bench_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   **result}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(to_json(report))
-        print(f"wrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 
