@@ -111,12 +111,6 @@ def _month_end(start: date) -> date:
     return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
-@dataclass
-class _Rows:
-    """One chunk's rows, per table, as tuples in COLUMNS order."""
-    tables: dict[str, list[tuple]] = field(default_factory=lambda: {t: [] for t in ORDER})
-
-
 class _Writer:
     """Inserts tuples through the driver of the session's connection, in its transaction."""
 
@@ -172,155 +166,199 @@ def seed(rng: random.Random, *, today: date, patients: int, months: int,
     calls `progress(n)` after every chunk with the payments it wrote. Commits as it goes."""
     if db.session.scalar(sa.select(Patient.id).limit(1)) is not None:
         raise ValueError("Bulk demo data only goes into a clinic without patients; this one has some.")
-    services = {s.code: s for s in db.session.scalars(sa.select(Service))}
-    missing = {"KET-INF", "CRPS-INF", "BOOSTER", "INF-ADDL", "KET-DRUG"} - services.keys()
-    plans = db.session.scalars(sa.select(CareCreditPlan).order_by(CareCreditPlan.id)).all()
-    providers = db.session.scalars(sa.select(Provider).order_by(Provider.id)).all()
-    if missing or not plans or not providers:
-        raise ValueError(f"The catalog needs the demo services ({', '.join(sorted(missing)) or 'present'}), "
-                         "a CareCredit plan and a provider; run seed_catalog first.")
+    clinic = _Clinic.load(rng, today, months)
+    if not clinic.starts or not patients:
+        return clinic.stats
     writer = _Writer()
-    prefix = db.session.scalar(sa.select(ClinicSettings.invoice_prefix).where(ClinicSettings.id == 1)) or "INV"
-    counters = dict(db.session.execute(sa.select(Counter.key, Counter.value)).all())
-    accounts = {code: journal.account_id(code) for code in (
-        journal.RECEIVABLES, journal.PATIENT_CREDITS, *RECEIVED_INTO.values(),
-        *{journal.REVENUE[s.category] for s in services.values()})}
-    starts = month_starts(today, months)
-    stats = Stats(months=months, first_day=starts[0] if starts else None)
-    if not starts or not patients:
-        return stats
     per_chunk = max(1, VISITS_PER_CHUNK // (months * VISITS_PER_MONTH))
     since_commit = 0
     for first in range(0, patients, per_chunk):
         count = min(per_chunk, patients - first)
-        rows = _chunk(rng, count, starts, today, services, plans, providers, accounts, prefix, counters, stats)
-        _assign_ids_and_write(writer, rows)
+        _assign_ids_and_write(writer, clinic.rows_for(count))
         written = count * months * VISITS_PER_MONTH
         since_commit += written
         if since_commit >= COMMIT_EVERY:
-            _save_counters(counters)
+            _save_counters(clinic.counters)
             db.session.commit()
             since_commit = 0
         if progress:
             progress(written)
-    _save_counters(counters)
+    _save_counters(clinic.counters)
     db.session.flush()
-    stats.journal_entries = stats.charges + stats.payments
-    return stats
+    clinic.stats.journal_entries = clinic.stats.charges + clinic.stats.payments
+    return clinic.stats
 
 
-def _chunk(rng, count, starts, today, services, plans, providers, accounts, prefix, counters, stats) -> _Rows:
-    """The rows for `count` new patients, with ids local to the chunk (1-based, offset when written)."""
-    out = _Rows()
-    t = out.tables
-    noon = {}
+@dataclass
+class _Clinic:
+    """What the rows are drawn from (catalog, accounts, counters, months) and the random source."""
 
-    def at(day: date, hour: int = 17) -> datetime:  # naive UTC, as the app stores timestamps
+    rng: random.Random
+    today: date
+    starts: list[date]
+    services: dict[str, Service]
+    plans: list[CareCreditPlan]
+    provider_id: int
+    accounts: dict[str, int]  # account code -> id
+    prefix: str  # the invoice prefix
+    counters: dict[str, int]
+    stats: Stats
+    tables: dict[str, list[tuple]] = field(default_factory=dict)  # the chunk being built
+    _stamps: dict[tuple[date, int], datetime] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, rng: random.Random, today: date, months: int) -> "_Clinic":
+        """Read the catalog, accounts, invoice prefix and counters. Raises ValueError when the catalog
+        lacks what the visits use."""
+        services = {s.code: s for s in db.session.scalars(sa.select(Service))}
+        missing = {"KET-INF", "CRPS-INF", "BOOSTER", "INF-ADDL", "KET-DRUG"} - services.keys()
+        plans = db.session.scalars(sa.select(CareCreditPlan).order_by(CareCreditPlan.id)).all()
+        providers = db.session.scalars(sa.select(Provider.id).order_by(Provider.id)).all()
+        if missing or not plans or not providers:
+            raise ValueError(f"The catalog needs the demo services ({', '.join(sorted(missing)) or 'present'}), "
+                             "a CareCredit plan and a provider; run seed_catalog first.")
+        accounts = {code: journal.account_id(code) for code in (
+            journal.RECEIVABLES, journal.PATIENT_CREDITS, *RECEIVED_INTO.values(),
+            *{journal.REVENUE[s.category] for s in services.values()})}
+        prefix = db.session.scalar(sa.select(ClinicSettings.invoice_prefix).where(ClinicSettings.id == 1)) or "INV"
+        counters = dict(db.session.execute(sa.select(Counter.key, Counter.value)).all())
+        starts = month_starts(today, months)
+        return cls(rng, today, starts, services, list(plans), providers[-1], accounts, prefix, counters,
+                   Stats(months=months, first_day=starts[0] if starts else None))
+
+    def at(self, day: date, hour: int = 17) -> datetime:
+        """A timestamp on `day` (naive UTC, as the app stores them)."""
         key = (day, hour)
-        if key not in noon:
-            noon[key] = datetime.combine(day, time(hour))
-        return noon[key]
+        if key not in self._stamps:
+            self._stamps[key] = datetime.combine(day, time(hour))
+        return self._stamps[key]
 
-    crna = providers[-1].id
-    receivables, credits = accounts[journal.RECEIVABLES], accounts[journal.PATIENT_CREDITS]
-    for _ in range(count):
-        patient = len(t["patients"]) + 1
-        counters["patient"] = number = counters.get("patient", 0) + 1
-        account = f"P{number:06d}"
-        first_name, last_name = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        joined = starts[0] - timedelta(days=rng.randint(1, 60))
-        t["patients"].append((
-            patient, account, first_name, last_name, search_key(last_name, first_name),
-            date(rng.randint(1950, 2003), rng.randint(1, 12), rng.randint(1, 28)),
-            f"{first_name}.{last_name}{number}@example.test".lower(), f"207-555-{rng.randint(0, 9999):04d}",
-            f"{rng.randint(1, 999)} {rng.choice(STREETS)}", "", "Portland", "ME", "04101", False, at(joined, 14)))
-        stats.patients += 1
-        kind = rng.choices(("KET-INF", "CRPS-INF", "BOOSTER"), weights=(75, 10, 15))[0]
-        weight = rng.randint(50, 110)
-        last4 = f"{rng.randint(0, 9999):04d}"
-        for start in starts:
-            end = min(_month_end(start), today)
-            days = sorted(start + timedelta(days=rng.randint(0, (end - start).days)) for _ in range(VISITS_PER_MONTH))
-            for day in days:
-                _visit(rng, t, stats, patient, account, f"{first_name} {last_name}", last4, day, today, kind,
-                       weight, services, plans, crna, accounts, receivables, credits, prefix, counters, at)
-    return out
+    def add(self, table: str, row: tuple) -> int:
+        """Append a row whose first field is its chunk-local id (1-based, offset when written)."""
+        rows = self.tables[table]
+        rows.append(row)
+        return len(rows)
+
+    def next_id(self, table: str) -> int:
+        return len(self.tables[table]) + 1
+
+    def rows_for(self, count: int) -> dict[str, list[tuple]]:
+        """The rows for `count` new patients and all their visits, per table, in COLUMNS order."""
+        self.tables = {t: [] for t in ORDER}
+        rng = self.rng
+        for _ in range(count):
+            self.counters["patient"] = number = self.counters.get("patient", 0) + 1
+            account = f"P{number:06d}"
+            first_name, last_name = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            joined = self.starts[0] - timedelta(days=rng.randint(1, 60))
+            patient = self.add("patients", (
+                self.next_id("patients"), account, first_name, last_name, search_key(last_name, first_name),
+                date(rng.randint(1950, 2003), rng.randint(1, 12), rng.randint(1, 28)),
+                f"{first_name}.{last_name}{number}@example.test".lower(), f"207-555-{rng.randint(0, 9999):04d}",
+                f"{rng.randint(1, 999)} {rng.choice(STREETS)}", "", "Portland", "ME", "04101", False,
+                self.at(joined, 14)))
+            self.stats.patients += 1
+            infusion = rng.choices(("KET-INF", "CRPS-INF", "BOOSTER"), weights=(75, 10, 15))[0]
+            weight = rng.randint(50, 110)
+            person = _Person(patient, account, f"{first_name} {last_name}", f"{rng.randint(0, 9999):04d}",
+                             infusion, weight)
+            for start in self.starts:
+                end = min(_month_end(start), self.today)
+                for day in sorted(start + timedelta(days=rng.randint(0, (end - start).days))
+                                  for _ in range(VISITS_PER_MONTH)):
+                    self.visit(person, day)
+        return self.tables
+
+    def visit(self, person: "_Person", day: date) -> None:
+        """One visit: its charges, their invoice and journal entries, one payment allocated and posted."""
+        rng, patient = self.rng, person.id
+        receivables = self.accounts[journal.RECEIVABLES]
+        charges = [(self.services[person.infusion], 1)]
+        if rng.random() < 0.12:
+            charges.append((self.services["INF-ADDL"], 1))
+        if rng.random() < 0.5:
+            mg_per_kg = 1.0 if person.infusion == "CRPS-INF" else 0.5
+            charges.append((self.services["KET-DRUG"], min(24, max(2, round(person.weight * mg_per_kg / 10)))))
+        invoice = self.next_id("invoices")
+        total = 0
+        for service, units in charges:
+            amount = service.default_price_cents * units
+            total += amount
+            charge = self.add("charges", (
+                self.next_id("charges"), patient, service.id, self.provider_id, day, units,
+                service.default_price_cents, "", 0, amount, "F33.2", "invoiced", invoice, "", self.at(day, 14)))
+            self.add("invoice_lines", (self.next_id("invoice_lines"), invoice, charge, day, service.name,
+                                       service.cpt_code, units, service.default_price_cents, 0, amount))
+            self.post(day, f"Charge {service.code} for {person.account}", "Charge", charge, [
+                (receivables, patient, amount), (self.accounts[journal.REVENUE[service.category]], None, -amount)])
+            self.stats.charges += 1
+        share = rng.random()
+        if share < 0.10:  # about half now; the invoice stays open
+            amount = max(100, total // 2 // 100 * 100)
+        elif share < 0.13:  # overpaid to the next $50: the rest is credit
+            amount = (total // 5000 + 1) * 5000
+        else:
+            amount = total
+        applied = min(amount, total)
+        year_key = f"invoice:{day.year}"
+        self.counters[year_key] = self.counters.get(year_key, 0) + 1
+        self.add("invoices", (invoice, patient, format_number(self.prefix, day.year, self.counters[year_key]),
+                              "paid" if applied == total else "open", day, self.at(day, 15), None, total, "",
+                              self.at(day, 14)))
+        self.stats.invoices += 1
+        self.stats.open_invoices += applied < total
+        self.pay(person, invoice, day, total, amount, applied)
+
+    def pay(self, person: "_Person", invoice: int, day: date, total: int, amount: int, applied: int) -> None:
+        """The visit's payment by a random method, its details, its allocation and its journal entry."""
+        rng, patient = self.rng, person.id
+        received = min(day + timedelta(days=0 if rng.random() < 0.8 else rng.randint(1, 10)), self.today)
+        method = rng.choices(METHODS, weights=METHOD_WEIGHTS)[0]
+        payment = self.add("payments", (self.next_id("payments"), patient, method.value, "succeeded", amount,
+                                        received, "", self.at(received)))
+        if method == PaymentMethod.CARD:  # the Stripe ids are filled from the payment's final id
+            self.add("card_details", (payment, None, None, None, invoice, "desk", rng.choice(BRANDS), person.last4,
+                                      ""))
+        elif method == PaymentMethod.MONEY_ORDER:  # the serial too
+            self.add("money_order_details", (payment, rng.choice(ISSUERS), None, person.name, True, True, True))
+        else:
+            plan = self.plans[0] if total < 100000 else rng.choice(self.plans)
+            code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
+            self.add("carecredit_details", (payment, code, plan.id, plan.merchant_fee_bps, person.last4, True, True))
+        self.add("allocations", (self.next_id("allocations"), patient, payment, invoice, applied, self.at(received)))
+        self.post(received, f"{method.label} payment from {person.account}", "Payment", payment, [
+            (self.accounts[RECEIVED_INTO[method]], None, amount),
+            (self.accounts[journal.RECEIVABLES], patient, -applied),
+            (self.accounts[journal.PATIENT_CREDITS], patient, applied - amount)])
+        self.stats.payments += 1
+        self.stats.last_day = max(self.stats.last_day or received, received)
+
+    def post(self, day: date, description: str, source_type: str, source_id: int,
+             lines: list[tuple[int, int | None, int]]) -> None:
+        """A journal entry and its non-zero lines (account id, patient id, signed cents), as journal.post
+        writes them. Raises ValueError when they do not balance."""
+        if sum(cents for _, _, cents in lines):
+            raise ValueError(f"Unbalanced entry for {description!r}: {lines}")
+        entry = self.add("journal_entries", (self.next_id("journal_entries"), day, self.at(day), description,
+                                             source_type, source_id))
+        for account_id, patient_id, cents in lines:
+            if cents:
+                self.add("journal_lines", (self.next_id("journal_lines"), entry, account_id, patient_id, cents))
 
 
-def _visit(rng, t, stats, patient, account, name, last4, day, today, kind, weight, services, plans, crna,
-           accounts, receivables, credits, prefix, counters, at) -> None:
-    """One visit: its charges, their invoice and journal entries, one payment allocated and posted."""
-    charges = [(services[kind], 1)]
-    if rng.random() < 0.12:
-        charges.append((services["INF-ADDL"], 1))
-    if rng.random() < 0.5:
-        charges.append((services["KET-DRUG"], min(24, max(2, round(weight * (1.0 if kind == "CRPS-INF" else 0.5)
-                                                                      / 10)))))
-    invoice = len(t["invoices"]) + 1
-    total = 0
-    for service, units in charges:
-        charge = len(t["charges"]) + 1
-        amount = service.default_price_cents * units
-        total += amount
-        t["charges"].append((charge, patient, service.id, crna, day, units, service.default_price_cents, "", 0,
-                             amount, "F33.2", "invoiced", invoice, "", at(day, 14)))
-        t["invoice_lines"].append((len(t["invoice_lines"]) + 1, invoice, charge, day, service.name,
-                                   service.cpt_code, units, service.default_price_cents, 0, amount))
-        entry = _entry(t, day, f"Charge {service.code} for {account}", "Charge", charge, at)
-        _line(t, entry, receivables, patient, amount)
-        _line(t, entry, accounts[journal.REVENUE[service.category]], None, -amount)
-        stats.charges += 1
-    year_key = f"invoice:{day.year}"
-    counters[year_key] = counters.get(year_key, 0) + 1
-    share = rng.random()
-    if share < 0.10:  # about half now; the invoice stays open
-        amount = max(100, total // 2 // 100 * 100)
-    elif share < 0.13:  # overpaid to the next $50: the rest is credit
-        amount = (total // 5000 + 1) * 5000
-    else:
-        amount = total
-    applied = min(amount, total)
-    paid = applied == total
-    t["invoices"].append((invoice, patient, format_number(prefix, day.year, counters[year_key]),
-                          "paid" if paid else "open", day, at(day, 15), None, total, "", at(day, 14)))
-    stats.invoices += 1
-    stats.open_invoices += not paid
-    received = min(day + timedelta(days=0 if rng.random() < 0.8 else rng.randint(1, 10)), today)
-    method = rng.choices(METHODS, weights=METHOD_WEIGHTS)[0]
-    payment = len(t["payments"]) + 1
-    t["payments"].append((payment, patient, method.value, "succeeded", amount, received, "", at(received)))
-    if method == PaymentMethod.CARD:
-        t["card_details"].append((payment, None, None, None, invoice, "desk", rng.choice(BRANDS), last4, ""))
-    elif method == PaymentMethod.MONEY_ORDER:
-        t["money_order_details"].append((payment, rng.choice(ISSUERS), None, name, True, True, True))
-    else:
-        plan = plans[0] if total < 100000 else rng.choice(plans)
-        code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
-        t["carecredit_details"].append((payment, code, plan.id, plan.merchant_fee_bps, last4, True, True))
-    t["allocations"].append((len(t["allocations"]) + 1, patient, payment, invoice, applied, at(received)))
-    entry = _entry(t, received, f"{method.label} payment from {account}", "Payment", payment, at)
-    _line(t, entry, accounts[RECEIVED_INTO[method]], None, amount)
-    _line(t, entry, receivables, patient, -applied)
-    if amount > applied:
-        _line(t, entry, credits, patient, applied - amount)
-    stats.payments += 1
-    stats.last_day = max(stats.last_day or received, received)
+@dataclass(frozen=True)
+class _Person:
+    id: int  # chunk-local
+    account: str
+    name: str
+    last4: str
+    infusion: str  # the service code of their usual infusion
+    weight: int  # kg
 
 
-def _entry(t, day, description, source_type, source_id, at) -> int:
-    entry = len(t["journal_entries"]) + 1
-    t["journal_entries"].append((entry, day, at(day), description, source_type, source_id))
-    return entry
-
-
-def _line(t, entry, account_id, patient_id, cents) -> None:
-    t["journal_lines"].append((len(t["journal_lines"]) + 1, entry, account_id, patient_id, cents))
-
-
-def _assign_ids_and_write(writer: _Writer, rows: _Rows) -> None:
+def _assign_ids_and_write(writer: _Writer, t: dict[str, list[tuple]]) -> None:
     """Offset the chunk's local ids by blocks reserved in each table, fill the unique Stripe and serial
     fields from the payment ids, and write the tables in foreign-key order."""
-    t = rows.tables
     base = {table: writer.reserve(table, len(t[table])) - 1 for table in ID_TABLES}
     p, inv, ch, pay, je = (base["patients"], base["invoices"], base["charges"], base["payments"],
                            base["journal_entries"])

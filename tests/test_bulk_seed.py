@@ -139,18 +139,28 @@ def test_same_seed_same_rows(app):
     """Two chunks built from the same seed are identical (the rows, before ids are offset)."""
     seed_catalog()
     db.session.flush()
-    services = {s.code: s for s in db.session.scalars(sa.select(bulk_seed.Service))}
-    plans = db.session.scalars(sa.select(bulk_seed.CareCreditPlan)).all()
-    providers = db.session.scalars(sa.select(bulk_seed.Provider)).all()
-    accounts = {code: journal.account_id(code) for code in (
-        journal.RECEIVABLES, journal.PATIENT_CREDITS, *bulk_seed.RECEIVED_INTO.values(), *journal.REVENUE.values())}
 
     def chunk(seed):
-        return bulk_seed._chunk(random.Random(seed), 3, bulk_seed.month_starts(TODAY, 2), TODAY, services, plans,
-                                providers, accounts, "INV", {}, bulk_seed.Stats()).tables
+        return bulk_seed._Clinic.load(random.Random(seed), TODAY, 2).rows_for(3)
 
     assert chunk(3) == chunk(3)
     assert chunk(3) != chunk(4)
+
+
+def test_an_unbalanced_entry_is_refused(app):
+    seed_catalog()
+    db.session.flush()
+    clinic = bulk_seed._Clinic.load(random.Random(1), TODAY, 1)
+    clinic.tables = {t: [] for t in bulk_seed.ORDER}
+    with pytest.raises(ValueError, match="Unbalanced"):
+        clinic.post(TODAY, "Broken", "Charge", 1, [(1, None, 100), (2, None, -99)])
+    assert clinic.tables["journal_entries"] == clinic.tables["journal_lines"] == []
+
+
+def test_refuses_a_catalog_without_the_demo_services(app):
+    with pytest.raises(ValueError, match="run seed_catalog first"):
+        bulk_seed.seed(random.Random(1), today=TODAY, patients=2, months=1)
+    assert count(Payment) == 0
 
 
 def test_seed_demo_bulk_from_the_command_line(runner):
