@@ -15,7 +15,6 @@ from billing.pay.links import LinkNotValid, invoice_of
 from billing.payments import card_pages
 from billing.services import audit, balances, card_payments, receipts
 from billing.timeutil import clinic_today
-from billing.views import submit_once
 
 PAY_LIMIT = "20 per hour"  # per client address: each press asks Stripe for a PaymentIntent
 

@@ -16,11 +16,6 @@ from billing.models import Payment, StripeEvent
 from billing.services import card_payments, payouts
 from billing.timeutil import clinic_today
 
-HANDLED = (
-    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-    "charge.succeeded", "charge.refunded", "charge.dispute.created", "charge.dispute.closed", "payout.paid",
-)
-
 
 def receive(event: dict[str, Any]) -> tuple[StripeEvent | None, Payment | None]:
     """Store a verified event and apply it in the caller's transaction. Returns (the stored event,
