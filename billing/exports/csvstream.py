@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 
 # A cell starting with one of these is read as a formula by spreadsheets: quote it as text.
@@ -15,12 +16,12 @@ def cell(value) -> str:
     return text
 
 
+_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A plain amount like -12.50 (left as it is: a spreadsheet reads it as the number it is)."""
+    return _NUMBER.fullmatch(text) is not None
 
 
 def csv_lines(header: Iterable[str], rows: Iterable[Iterable]) -> Iterator[str]:
