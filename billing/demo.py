@@ -1,21 +1,28 @@
 """The demo clinic (used by `flask billing seed-demo`): its fee schedule, providers and CareCredit plans,
-and a few months of patients, visits, invoices and payments."""
+and a few months of patients, visits, invoices and payments, and the bookkeeper's side of them (Stripe
+payouts, money-order deposits, CareCredit fundings, daily closes)."""
 
 import heapq
 import itertools
 import random
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import AdjustmentKind, CareCreditPlan, MoneyOrderIssuer, Package, Provider, Service, ServiceCategory
+from billing.models import (
+    AdjustmentKind, CardChannel, CareCreditPlan, MoneyOrderIssuer, Package, Provider, Service, ServiceCategory,
+    StripePayout,
+)
 from billing.money import Money
-from billing.services import charges as charges_service, invoices as invoices_service
-from billing.services import patients as patients_service, payments as payments_service
+from billing.reports.money_orders import money_orders_on_hand, on_hand_total
+from billing.services import card_payments, charges as charges_service, daily_close, deposits, fundings
+from billing.services import invoices as invoices_service, patients as patients_service, payments as payments_service
+from billing.services import payouts
 from billing.services.balances import invoice_balance
 from billing.services.charges import ChargeInput
+from billing.services.fundings import FundingInput, LineInput
 from billing.services.payments import CareCreditInput, MoneyOrderInput
 from billing.timeutil import clinic_tz
 
@@ -89,6 +96,13 @@ MAINE_TOWNS = (
 )
 DEPRESSION_CODES = ("F33.2", "F33.1", "F32.9", "F32.A")
 CRPS_CODES = ("G90.511", "G90.512", "G90.521", "G90.522")
+CARD_BRANDS = ("visa", "visa", "visa", "mastercard", "mastercard", "amex", "discover")
+CARD_SHARE = 0.45  # of payments
+PAYOUT_WEEKDAY = 1  # Stripe pays out on Tuesdays...
+PAYOUT_AFTER = 2  # ...the card payments at least this many business days old
+BATCH_WEEKDAY = 3  # the money orders on hand are put in a batch on Thursdays, deposited the next business day
+FUNDING_AFTER = 2  # CareCredit funds two business days after a charge
+OPEN_DAYS = 2  # the last days are left open at the desk
 COURTESY_REASONS = ("Courtesy discount: infusion started over an hour late.",
                     "Courtesy discount: hardship, approved by Dr. Whitfield.")
 
@@ -101,11 +115,14 @@ def _months_before(day: date, months: int) -> date:
 def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients: int = 40,
                   progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Register `patients` patients and play `months` months of clinic life up to yesterday through the
-    services (charges, invoices after each visit, money orders, CareCredit, an overpayment or two kept as
-    credit, a refund by check, a courtesy discount; some invoices left open). Only `rng` is random and
+    services (charges, invoices after each visit, card payments, money orders, CareCredit, an overpayment or
+    two kept as credit, a refund by check, a courtesy discount; some invoices left open) and the books
+    (weekly Stripe payouts, weekly money-order deposits, CareCredit fundings two business days after each
+    charge, a daily close for every weekday but the last two). Only `rng` is random and
     `today` (the clinic's) is the only clock, so a seed always gives the same clinic. Flushes; the
     caller commits. Returns the counts of what it made."""
-    stats = {"patients": 0, "charges": 0, "invoices": 0, "payments": 0, "months": months}
+    stats = {"patients": 0, "charges": 0, "invoices": 0, "payments": 0, "months": months, "card_payments": 0,
+             "payouts": 0, "deposits": 0, "fundings": 0, "daily_closes": 0}
     start = _months_before(today, months)
     days = [start + timedelta(n) for n in range((today - start).days)]
     days = [d for d in days if d.weekday() < 5]  # past weekdays, today excluded
@@ -223,7 +240,9 @@ def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients:
         at(index + (0 if rng.random() < 0.6 else rng.randint(1, 10)), 1, "pay", person, invoice)
 
     def _courtesy(invoice, day) -> None:
-        amount = Money(rng.choice((2500, 5000, 7500)))
+        amount = min(Money(rng.choice((2500, 5000, 7500))), invoice_balance(invoice))  # credit may have paid some
+        if not amount.is_positive:
+            return
         payments_service.adjust_invoice(invoice, AdjustmentKind.COURTESY, amount, rng.choice(COURTESY_REASONS),
                                         today=day)
 
@@ -233,13 +252,17 @@ def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients:
         if not due.is_positive:
             return
         apply_to = [(invoice.id, due)]
+        if rng.random() < CARD_SHARE:
+            card(person, invoice, due, index)
+            return
         if due.cents > 100000 or rng.random() < 0.4:
             code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(6))
             plan = plans[0] if due.cents < 100000 else rng.choice(plans[1:4] if due.cents < 250000 else plans[3:])
-            payments_service.record_carecredit(
+            payment = payments_service.record_carecredit(
                 person["patient"], due, CareCreditInput(code, plan, person["last4"], True, True),
                 received_date=day, today=today, apply_to=apply_to)
             stats["payments"] += 1
+            to_fund.setdefault(index + FUNDING_AFTER, []).append((payment, code, plan, day))
             return
         issuer = rng.choices((MoneyOrderIssuer.USPS, MoneyOrderIssuer.WESTERN_UNION, MoneyOrderIssuer.MONEYGRAM),
                              weights=(6, 2, 2))[0]
@@ -258,9 +281,114 @@ def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients:
         if number == 3:
             at(min(index + rng.randint(2, 4), len(days) - 1), 2, "refund", payment, amount - due)
 
+    def card(person, invoice, amount: Money, index: int) -> None:
+        """A card payment at the desk, and Stripe's payment_intent.succeeded for it."""
+        day = days[index]
+        payment = card_payments.start(person["patient"], amount, invoice=invoice, channel=CardChannel.DESK, today=day)
+        n = next(card_numbers)
+        intent = {
+            "id": f"pi_demo_{n}", "object": "payment_intent", "amount": amount.cents, "amount_capturable": 0,
+            "amount_received": amount.cents, "capture_method": "automatic_async", "confirmation_method": "automatic",
+            "created": _stamp(day), "currency": "usd", "customer": None, "description": None,
+            "last_payment_error": None, "livemode": False, "metadata": {"app_payment_id": str(payment.id)},
+            "next_action": None, "payment_method": f"pm_demo_{n}", "payment_method_types": ["card"],
+            "status": "succeeded",
+            "latest_charge": {
+                "id": f"ch_demo_{n}", "object": "charge", "amount": amount.cents, "currency": "usd",
+                "payment_intent": f"pi_demo_{n}", "status": "succeeded", "paid": True,
+                "payment_method_details": {"type": "card", "card": {
+                    "brand": rng.choice(CARD_BRANDS), "last4": f"{rng.randrange(10000):04d}",
+                    "exp_month": rng.randint(1, 12), "exp_year": today.year + rng.randint(1, 5)}},
+            },
+        }
+        card_payments.intent_succeeded(intent, today=day)
+        stats["payments"] += 1
+        stats["card_payments"] += 1
+        unpaid_charges.append((index, f"ch_demo_{n}", amount.cents))
+
+    def payout(index: int) -> None:
+        """Stripe's weekly payout of the card payments at least PAYOUT_AFTER business days old."""
+        ready = [c for c in unpaid_charges if c[0] <= index - PAYOUT_AFTER]
+        if not ready:
+            return
+        unpaid_charges[:] = [c for c in unpaid_charges if c[0] > index - PAYOUT_AFTER]
+        day, n = days[index], next(payout_numbers)
+        transactions, net_total = [], 0
+        for charged, charge_id, gross in ready:
+            fee = (gross * 29 + 500) // 1000 + 30  # 2.9 % rounded half up, plus 30 cents
+            net_total += gross - fee
+            transactions.append({
+                "id": f"txn_demo_{charge_id.removeprefix('ch_demo_')}", "object": "balance_transaction",
+                "type": "charge", "reporting_category": "charge", "source": charge_id, "amount": gross, "fee": fee,
+                "net": gross - fee, "currency": "usd", "description": "Card payment at the desk",
+                "created": _stamp(days[charged]), "available_on": _stamp(days[min(charged + PAYOUT_AFTER, index)]),
+                "status": "available"})
+        payout_id = f"po_demo_{n}"
+        transactions.append({
+            "id": f"txn_demo_po_{n}", "object": "balance_transaction", "type": "payout",
+            "reporting_category": "payout", "source": payout_id, "amount": -net_total, "fee": 0, "net": -net_total,
+            "currency": "usd", "description": "STRIPE PAYOUT", "created": _stamp(day), "available_on": _stamp(day),
+            "status": "available"})
+        row = StripePayout(payout_id=payout_id, amount_cents=net_total, arrival_date=day, source="api", posted=False)
+        db.session.add(row)
+        db.session.flush()
+        payouts.post_payout(row, transactions)
+        stats["payouts"] += 1
+
+    def deposit(index: int) -> None:
+        """Deposit last week's batch, and put the money orders on hand in this week's."""
+        day = days[index]
+        for batch in open_batches:
+            deposits.mark_deposited(batch, day, f"DEMO-{batch.number}", today=today)
+        open_batches.clear()
+        if day.weekday() != BATCH_WEEKDAY:
+            return
+        on_hand = [p.id for p in money_orders_on_hand()]
+        if on_hand:
+            open_batches.append(deposits.create_batch(on_hand, today=day))
+            stats["deposits"] += 1
+
+    def fund(index: int) -> None:
+        """CareCredit's funding of the charges taken FUNDING_AFTER business days ago."""
+        taken = to_fund.pop(index, [])
+        if not taken:
+            return
+        lines = [LineInput(code, Money(p.amount_cents), Money((p.amount_cents * plan.merchant_fee_bps + 5000) // 10000),
+                           transaction_date=day, promo_code=f"{plan.months}M")
+                 for p, code, plan, day in taken]
+        net = sum((line.gross - line.fee for line in lines), Money.zero())
+        fundings.record_funding(FundingInput(f"CCF-DEMO-{days[index]:%Y%m%d}", days[index], net, lines), today=today)
+        stats["fundings"] += 1
+
+    def books(index: int) -> None:
+        """The start of a business day: yesterday's close, then the day's payout, deposit and funding."""
+        if days[index].weekday() == PAYOUT_WEEKDAY:
+            payout(index)
+        deposit(index)
+        fund(index)
+
+    def close(index: int) -> None:
+        if index < len(days) - OPEN_DAYS:
+            counted = on_hand_total()
+            daily_close.close_day(days[index], counted, "", today=today)
+            stats["daily_closes"] += 1
+
+    card_numbers = itertools.count(1)
+    payout_numbers = itertools.count(1)
+    unpaid_charges: list[tuple[int, str, int]] = []  # (day index, charge id, gross cents) not yet paid out
+    open_batches: list = []
+    to_fund: dict[int, list] = {}  # day index -> CareCredit payments funded that day
+    for index in range(len(days)):
+        at(index, -1, "books")
+    current = 0
     while events:
         index, _, _, kind, payload = heapq.heappop(events)
         day = days[index]
+        while current < index:  # every event of the day before was played: close it
+            close(current)
+            current += 1
+        if kind == "books":
+            books(index)
         if kind == "consult":
             charge(payload[0], "CONSULT", day, provider=doctor)
         elif kind == "np":
@@ -292,3 +420,8 @@ def seed_activity(rng: random.Random, *, today: date, months: int = 3, patients:
                 today=day, check_number=str(rng.randint(1040, 1099)))
     db.session.flush()
     return stats
+
+
+def _stamp(day: date) -> int:
+    """A Stripe timestamp: midnight UTC of `day`."""
+    return int(datetime.combine(day, time(), UTC).timestamp())
