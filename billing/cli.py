@@ -124,6 +124,10 @@ def seed_demo(seed: int, if_empty: bool, patients: int, months: int, bulk: bool)
     click.echo(f"Seeded the demo clinic {DEMO_CLINIC['name']!r} (seed {seed}).")
     click.echo(f"Seeded {stats['patients']} patients, {stats['charges']} charges, {stats['invoices']} invoices, "
                f"{stats['payments']} payments over {stats['months']} months.")
+    if stats.get("payouts") is not None:
+        click.echo(f"Books: {stats['card_payments']} card payments, {stats['payouts']} Stripe payouts, "
+                   f"{stats['deposits']} deposits, {stats['fundings']} CareCredit fundings, "
+                   f"{stats['daily_closes']} closed days.")
     click.echo("Demo logins (shown only now):")
     for label, email, password in logins:
         click.echo(f"  {label:<11} {email:<40} {password}")
