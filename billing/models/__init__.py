@@ -11,7 +11,9 @@ from billing.models.documents import (
 )
 from billing.models.charges import Charge, ChargeStatus, PackagePurchase
 from billing.models.invoices import Invoice, InvoiceLine, InvoiceStatus
-from billing.models.journal import Account, AccountingPeriod, AccountType, Counter, JournalEntry, JournalLine, PeriodStatus
+from billing.models.journal import (
+    Account, AccountingPeriod, AccountMonthTotal, AccountType, Counter, JournalEntry, JournalLine, PeriodStatus,
+)
 from billing.models.patients import Patient
 from billing.models.portal import (
     DocumentLink, DocumentLinkKind, DocumentRequest, DocumentRequestKind, DocumentRequestStatus, PortalAccount,
@@ -31,7 +33,7 @@ from billing.models.users import Role, User, UserRole
 __all__ = [
     "BankLine", "BankMatchKind", "BankStatement", "CareCreditFunding", "CareCreditFundingLine", "DailyClose",
     "DepositBatch", "DepositBatchItem", "DepositStatus",
-    "Account", "AccountingPeriod", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
+    "Account", "AccountingPeriod", "AccountMonthTotal", "AccountType", "Adjustment", "AdjustmentKind", "Allocation",
     "AuditEvent", "CardChannel", "CardDetails", "CardRefundRequest", "CardRefundStatus", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
     "Counter", "Dispute", "DisputeOutcome", "DocumentLink", "DocumentLinkKind", "DocumentRequest",
     "DocumentRequestKind", "DocumentRequestStatus", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",

@@ -57,10 +57,15 @@ class DepositBatch(db.Model):
 
 class DepositBatchItem(db.Model):
     __tablename__ = "deposit_batch_items"
+    __table_args__ = (  # one live batch per money order; released items stay listed in theirs
+        sa.Index("uq_deposit_batch_items_live_payment", "payment_id", unique=True,
+                 sqlite_where=sa.text("released_on IS NULL"), postgresql_where=sa.text("released_on IS NULL")),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     batch_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("deposit_batches.id"), index=True)
-    payment_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("payments.id"), unique=True)  # one batch per money order
+    payment_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("payments.id"))
+    released_on: so.Mapped[date | None]  # taken out of the batch (or the batch cancelled) before it was deposited
 
     batch: so.Mapped[DepositBatch] = so.relationship(back_populates="items")
     payment = so.relationship("Payment")

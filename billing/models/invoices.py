@@ -31,6 +31,7 @@ class Invoice(db.Model):
     issued_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
     total_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)
     void_reason: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
+    voided_on: so.Mapped[date | None]  # clinic day of the void
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
 
     lines: so.Mapped[list["InvoiceLine"]] = so.relationship(

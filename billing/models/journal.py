@@ -66,6 +66,20 @@ class JournalLine(db.Model):
     account: so.Mapped[Account] = so.relationship(lazy="joined")
 
 
+class AccountMonthTotal(db.Model):
+    """An account's debits and credits in one month from one kind of source (JournalEntry.source_type),
+    kept by journal.post as entries are written: balances and the A/R roll-forward read these instead of
+    every line of history."""
+
+    __tablename__ = "account_month_totals"
+
+    account_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("accounts.id"), primary_key=True)
+    month: so.Mapped[date] = so.mapped_column(primary_key=True)  # first day of the month
+    source_type: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
+    debit_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    credit_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)  # positive: the sum of the credit lines' sizes
+
+
 class PeriodStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"

@@ -42,6 +42,20 @@ class Payment(db.Model):
     received_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
     note: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # Its figures as of the last day of the month it was received in, as the monthly reconciliation sums
+    # them (kept by services/settlement.py whenever something moves the payment): refunds and returns dated
+    # in that month, what reached the bank, what was still on its way, the fees taken and (CareCredit) the
+    # fee its plan expected, and what it left in its clearing account.
+    recon_refunded_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    recon_refund_count: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    recon_settled_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    recon_in_transit_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    recon_fee_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    recon_expected_fee_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    recon_clearing_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The last day anything moved it, once its clearing account holds nothing of it (None while it does):
+    # a payment in a clearing account at a month's end has cleared_on None or after that day.
+    cleared_on: so.Mapped[date | None] = so.mapped_column(index=True)
 
     money_order: so.Mapped["MoneyOrderDetails | None"] = so.relationship(lazy="joined")
     carecredit: so.Mapped["CareCreditDetails | None"] = so.relationship(lazy="joined")
