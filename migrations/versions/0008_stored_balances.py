@@ -40,7 +40,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('account_id', 'month', 'source_type', name=op.f('pk_account_month_totals'))
     )
     # The journal as it stands (month: the first day of the entry's month, on both databases).
-    month = ("CAST(date_trunc('month', e.entry_date) AS date)" if op.get_bind().dialect.name == "postgresql"
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    month = ("CAST(date_trunc('month', e.entry_date) AS date)" if postgresql
              else "date(e.entry_date, 'start of month')")
     op.execute(f"""
         INSERT INTO account_month_totals (account_id, month, source_type, debit_cents, credit_cents)
@@ -67,6 +68,14 @@ def upgrade():
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('voided_on', sa.Date(), nullable=True))
+    # Invoices voided before this revision: the day of their audit event (UTC; at most a day off).
+    day = "CAST(min(a.occurred_at) AS date)" if postgresql else "date(min(a.occurred_at))"
+    op.execute(f"""
+        UPDATE invoices SET voided_on = (
+            SELECT {day} FROM audit_events a
+            WHERE a.action = 'invoice.void' AND a.entity_type = 'Invoice' AND a.entity_id = CAST(invoices.id AS varchar(64)))
+        WHERE status = 'void'
+    """)
 
 
 def downgrade():
