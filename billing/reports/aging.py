@@ -5,7 +5,8 @@ An invoice's balance as of a day is its total less the allocations and adjustmen
 An allocation is booked on its payment's received date; one without a payment (credit applied) or
 undoing another (a refund, a void) on the clinic-local day it was written — the same rule as the
 patient statement. Invoices have no due date: they are due when issued, so an invoice dated the
-day itself is current. Void invoices are left out (their void date is not kept on the invoice).
+day itself is current. A void invoice counts until the day before its void day (voided_on) and is left
+out from that day on; one with no void day (none was recorded) is left out altogether.
 """
 
 from dataclasses import dataclass
@@ -73,7 +74,9 @@ def invoice_dues(as_of: date) -> sa.Subquery:
     return (sa.select(Invoice.patient_id, bucket.label("bucket"), due.label("due"))
             .outerjoin(settled, settled.c.invoice_id == Invoice.id)
             .outerjoin(adjusted, adjusted.c.invoice_id == Invoice.id)
-            .where(Invoice.issue_date <= as_of, Invoice.status.in_((InvoiceStatus.OPEN, InvoiceStatus.PAID)))
+            .where(Invoice.issue_date <= as_of,
+                   sa.or_(Invoice.status.in_((InvoiceStatus.OPEN, InvoiceStatus.PAID)),
+                          sa.and_(Invoice.status == InvoiceStatus.VOID, Invoice.voided_on > as_of)))
             .subquery())
 
 

@@ -74,8 +74,8 @@ def lock_invoice(invoice_id: int, *, missing_ok: bool = False) -> Invoice | None
 
 def void_invoice(invoice: Invoice, reason: str, *, today: date) -> None:
     """Void an issued invoice: what was paid on it becomes patient credit, adjustments are reversed,
-    and its charges are open again (to be voided or invoiced anew). Writes one journal entry when
-    money moves. Raises ServiceError without a reason or for an invoice already void."""
+    and its charges are open again (to be voided or invoiced anew); `today` is kept as its void day.
+    Writes one journal entry when money moves. Raises ServiceError without a reason or for an invoice already void."""
     from billing.services.payments import unapply_invoice  # payments imports this module
 
     if not reason.strip():
@@ -86,6 +86,7 @@ def void_invoice(invoice: Invoice, reason: str, *, today: date) -> None:
     unapply_invoice(invoice, today=today, description=f"Void {invoice.number}: {reason.strip()}")
     invoice.status = InvoiceStatus.VOID
     invoice.void_reason = reason.strip()
+    invoice.voided_on = today
     for charge in db.session.scalars(sa.select(Charge).where(Charge.invoice_id == invoice.id)):
         charge.status = ChargeStatus.OPEN
         charge.invoice_id = None

@@ -167,7 +167,8 @@ def test_void_turns_payments_into_credit_reverses_adjustments_and_reopens_the_ch
 
     invoice_service.void_invoice(invoice, " Billed the wrong patient ", today=TODAY)
 
-    assert (invoice.status, invoice.void_reason) == (InvoiceStatus.VOID, "Billed the wrong patient")
+    assert (invoice.status, invoice.void_reason, invoice.voided_on) == (
+        InvoiceStatus.VOID, "Billed the wrong patient", TODAY)
     for posted in (first, second):
         assert (posted.status, posted.invoice_id) == (ChargeStatus.OPEN, None)
     assert balances.invoice_paid(invoice.id) == Money.zero()

@@ -94,6 +94,30 @@ def test_aging_buckets_follow_the_boundaries_of_30_60_and_90_days(catalog, make_
     assert buckets(aging_report.aging(TODAY).total) == ["450.00", "900.00", "900.00", "900.00", "450.00"]
 
 
+def test_aging_counts_an_invoice_voided_later_as_outstanding_until_its_void_day(make_patient, charge):
+    patient = make_patient("Dale")
+    charge(patient, day=date(2026, 3, 2))
+    invoice = invoice_service.issue_invoice(patient, today=date(2026, 3, 2))
+    payment_service.record_money_order(patient, usd("100"), money_order(), received_date=date(2026, 4, 10),
+                                       today=date(2026, 4, 10), apply_to=[(invoice.id, usd("100"))])
+    invoice_service.void_invoice(invoice, "Billed twice", today=date(2026, 5, 12))
+    assert invoice.voided_on == date(2026, 5, 12)
+
+    april = aging_report.aging(date(2026, 4, 30))
+    [row] = april.rows
+    assert row.patient_id == patient.id
+    #                          current  1–30     31–60     61–90   90+    (59 days since March 2)
+    assert buckets(row) == ["0.00", "0.00", "350.00", "0.00", "0.00"]
+    assert buckets(april.total) == ["0.00", "0.00", "350.00", "0.00", "0.00"]
+    assert row.uninvoiced == Money.zero()  # the journal still held it on the invoice that day
+    assert [r.patient_id for r in aging_report.aging(date(2026, 5, 11)).rows] == [patient.id]
+
+    for as_of in (date(2026, 5, 12), date(2026, 5, 31)):
+        report = aging_report.aging(as_of)
+        assert report.rows == []
+        assert report.total.total == Money.zero()
+
+
 def test_revenue_by_month_service_and_provider(activity):
     start, end = date(2025, 11, 1), TODAY
     assert [(f.label, f.count, f.amount.plain()) for f in revenue.revenue_by_month(start, end)] == [
