@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField, SubmitField
-from wtforms.validators import DataRequired
+from wtforms import HiddenField, StringField, SubmitField
+from wtforms.validators import DataRequired, Optional, Regexp
 
 from billing.access import roles_required
 from billing.books import bp
@@ -19,6 +19,11 @@ from billing.views import get_or_404, submit_once
 class StatementForm(OneTimeForm):
     statement_file = FileField("Bank statement file (OFX, QFX or CSV)",
                                validators=[FileRequired("Choose the statement file downloaded from the bank.")])
+    account_last4 = StringField(
+        "Account (last 4 digits)",
+        validators=[Optional(), Regexp(r"^[0-9]{4}$", message="Enter the last 4 digits of the account number.")],
+        description="Required for a CSV file, which does not say which account it is from; an OFX file names its "
+                    "account itself.")
     submit = SubmitField("Import statement")
 
 
@@ -37,10 +42,13 @@ class UnmatchForm(OneTimeForm):
 def bank_statements():
     """Upload a bank statement; the statements imported so far and what is unmatched on each side."""
     form = StatementForm()
+    if not form.is_submitted():
+        form.account_last4.data = bank.last_account_last4()
     if form.validate_on_submit():
         def import_file() -> str:
             upload = form.statement_file.data
-            result = bank.import_statement(upload.filename or "statement", upload.read())
+            result = bank.import_statement(upload.filename or "statement", upload.read(),
+                                           account_last4=form.account_last4.data or "")
             flash(result.message(), "success")
             return url_for("books.bank_statement", statement_id=result.statement.id)
 

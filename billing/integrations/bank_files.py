@@ -33,17 +33,27 @@ class BankFileError(ValueError):
 
 @dataclass(frozen=True)
 class BankRow:
-    fitid: str  # the bank's FITID, or for CSV an id derived from the row's content
+    fitid: str  # the bank's FITID, or for CSV "csv-" and a hash of the row's content and its occurrence
     posted_on: date
     amount_cents: int  # credits positive, debits negative
     description: str
     line: int  # where the transaction starts in the file, for messages
 
+    @property
+    def key(self) -> tuple[date, int, str]:
+        """What tells the same transaction apart in an OFX and a CSV download of one account (a CSV row
+        has no FITID): the posted date, the amount and the description, case and spacing aside."""
+        return same_transaction_key(self.posted_on, self.amount_cents, self.description)
+
+
+def same_transaction_key(posted_on: date, amount_cents: int, description: str) -> tuple[date, int, str]:
+    return posted_on, amount_cents, " ".join(description.split()).casefold()
+
 
 @dataclass(frozen=True)
 class ParsedStatement:
     file_format: str  # "ofx1", "ofx2" or "csv"
-    account_ref: str  # the account number masked to its last 4 digits; "" when the file has none
+    account_ref: str  # the account number masked to its last 4 digits; "" when the file has none (CSV)
     period_start: date | None
     period_end: date | None
     ledger_balance_cents: int | None
@@ -138,7 +148,7 @@ def parse_ofx(content: bytes) -> ParsedStatement:
     ledger = getattr(statement, "ledgerbal", None)
     return ParsedStatement(
         file_format=file_format,
-        account_ref=_mask(acctid),
+        account_ref=mask_account(acctid),
         period_start=_raw_date(raw.find("BANKTRANLIST"), "DTSTART", 0, None) if tranlist is not None else None,
         period_end=_raw_date(raw.find("BANKTRANLIST"), "DTEND", 0, None) if tranlist is not None else None,
         ledger_balance_cents=_cents(ledger.balamt, 0, None) if ledger is not None else None,
@@ -328,7 +338,8 @@ def _description(transaction) -> str:
     return " ".join(parts)[:MAX_DESCRIPTION]
 
 
-def _mask(account: str) -> str:
+def mask_account(account: str) -> str:
+    """An account number as stored: ****1234 (its last 4 characters); "" for none."""
     digits = account.strip()
     return f"****{digits[-4:]}" if digits else ""
 

@@ -12,13 +12,14 @@ Matching proves that money we already posted arrived; it posts nothing to the jo
 """
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.integrations.bank_files import BankFileError, parse_bank_file
+from billing.integrations.bank_files import BankFileError, BankRow, mask_account, parse_bank_file, same_transaction_key
 from billing.models import (
     BankLine, BankMatchKind, BankStatement, CareCreditFunding, DepositBatch, DepositStatus, StripePayout,
 )
@@ -28,27 +29,60 @@ from billing.services import ServiceError, audit
 
 WINDOW_DAYS = 3  # a bank line and what it settles are at most this many days apart
 FIELD = "statement_file"
+ACCOUNT_FIELD = "account_last4"
+LISTED = 5  # skipped lines named in the message; the rest are counted
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line of the file already stored from an earlier file of the same account."""
+
+    posted_on: date
+    amount: Money
+    description: str
+    filename: str  # the earlier file it was imported from
 
 
 @dataclass(frozen=True)
 class ImportResult:
     statement: BankStatement
     added: int
-    skipped: int  # lines already imported from an earlier file
+    already: list[Skipped]  # lines already imported from an earlier file, left as they were
+
+    @property
+    def skipped(self) -> int:
+        return len(self.already)
 
     def message(self) -> str:
         text = f"Imported {self.added} line{'s' if self.added != 1 else ''} from {self.statement.filename}."
-        if self.skipped:
-            text += (f" {self.skipped} line{'s were' if self.skipped != 1 else ' was'} already imported from an "
-                     "earlier file and left as they were.")
+        if self.already:
+            text += " " + _skipped_message(self.already)
         return text
 
 
-def import_statement(filename: str, content: bytes) -> ImportResult:
-    """Store a bank file's statement and its lines not seen before (by account and FITID). Raises
-    ServiceError (field "statement_file") for a file imported before (same SHA-256), a malformed file
-    (naming the line), or one whose lines were all imported already; nothing is written then. Writes
-    the statement, its new lines and an audit event."""
+def _skipped_message(skipped: list[Skipped]) -> str:
+    count = len(skipped)
+    named = "; ".join(f"{s.posted_on.isoformat()} {s.amount} {s.description}" for s in skipped[:LISTED])
+    more = f"; and {count - LISTED} more" if count > LISTED else ""
+    return (f"{count} line{'s were' if count != 1 else ' was'} already imported from {_files(skipped)} and left as "
+            f"{'they were' if count != 1 else 'it was'}: {named}{more}.")
+
+
+def _files(skipped: list[Skipped]) -> str:
+    names = list(dict.fromkeys(s.filename for s in skipped))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def import_statement(filename: str, content: bytes, *, account_last4: str = "") -> ImportResult:
+    """Store a bank file's statement and its lines not seen before. An OFX file names its account;
+    a CSV file does not, so `account_last4` (the account's last 4 digits) is required for one and
+    stored as its account_ref. A line is already there when its account holds its FITID, or (a CSV
+    row has no FITID of the bank's) when a line of the account has the same posted date, amount and
+    description: a CSV row against any stored line, an OFX line against one stored from a CSV; as
+    many times as the account holds it. Raises ServiceError for a file imported before (same SHA-256,
+    field "statement_file"), a malformed file (naming the line), a CSV without the account's last 4
+    digits (field "account_last4"), or one whose lines were all imported already; nothing is written
+    then. Writes the statement, its new lines and an audit event."""
     digest = hashlib.sha256(content).hexdigest()
     earlier = db.session.scalar(sa.select(BankStatement).where(BankStatement.sha256 == digest))
     if earlier is not None:
@@ -58,30 +92,78 @@ def import_statement(filename: str, content: bytes) -> ImportResult:
         parsed = parse_bank_file(content)
     except BankFileError as err:
         raise ServiceError(f"{err} Nothing was imported.", FIELD) from None
-    known = set(db.session.scalars(sa.select(BankLine.fitid).where(
-        BankLine.account_ref == parsed.account_ref, BankLine.fitid.in_([row.fitid for row in parsed.rows]))))
-    new_rows = [row for row in parsed.rows if row.fitid not in known]
+    account_ref = parsed.account_ref or _entered_account(account_last4, required=parsed.file_format == "csv")
+    new_rows, skipped = _new_rows(parsed.rows, account_ref, csv=parsed.file_format == "csv")
     if not new_rows:
-        raise ServiceError(f"All {len(parsed.rows)} lines of this file were already imported from an earlier "
-                           "file; nothing was added.", FIELD)
+        raise ServiceError(f"All {len(parsed.rows)} lines of this file were already imported from {_files(skipped)}"
+                           f"{f' (account {account_ref})' if account_ref else ''}; nothing was added.", FIELD)
     statement = BankStatement(
         filename=(filename or "statement")[:200], file_format=parsed.file_format, sha256=digest,
-        account_ref=parsed.account_ref, period_start=parsed.period_start, period_end=parsed.period_end,
+        account_ref=account_ref, period_start=parsed.period_start, period_end=parsed.period_end,
         ledger_balance_cents=parsed.ledger_balance_cents, imported_by_id=audit.current_actor_id())
     try:
         with db.session.begin_nested():  # a twin import committed meanwhile trips the unique keys
             db.session.add(statement)
             db.session.flush()
-            db.session.add_all([BankLine(statement_id=statement.id, account_ref=parsed.account_ref, fitid=row.fitid,
+            db.session.add_all([BankLine(statement_id=statement.id, account_ref=account_ref, fitid=row.fitid,
                                          posted_on=row.posted_on, amount_cents=row.amount_cents,
                                          description=row.description) for row in new_rows])
     except sa.exc.IntegrityError:
         raise ServiceError("This file, or some of its lines, was imported by someone else a moment ago; reload the "
                            "page to see it. Nothing was imported.", FIELD) from None
     audit.record("bank.statement_imported", statement, changes={
-        "filename": statement.filename, "format": parsed.file_format, "lines": len(new_rows),
-        "skipped": len(parsed.rows) - len(new_rows), "sha256": digest})
-    return ImportResult(statement, len(new_rows), len(parsed.rows) - len(new_rows))
+        "filename": statement.filename, "format": parsed.file_format, "account": account_ref,
+        "lines": len(new_rows), "skipped": len(skipped), "sha256": digest})
+    return ImportResult(statement, len(new_rows), skipped)
+
+
+def _entered_account(last4: str, *, required: bool) -> str:
+    """The account the person named for a file that does not name one, masked like an OFX account."""
+    digits = (last4 or "").strip()
+    if not digits and not required:
+        return ""
+    if not re.fullmatch(r"[0-9]{4}", digits):
+        raise ServiceError("Enter the last 4 digits of the bank account this CSV file is from (a CSV file does "
+                           "not name its account). Nothing was imported.", ACCOUNT_FIELD)
+    return mask_account(digits)
+
+
+def _new_rows(rows: list[BankRow], account_ref: str, *, csv: bool) -> tuple[list[BankRow], list[Skipped]]:
+    """The file's rows the account does not hold yet, and those it does (with the file they came from)."""
+    by_fitid = dict(db.session.execute(
+        sa.select(BankLine.fitid, BankStatement.filename).join(BankStatement, BankStatement.id == BankLine.statement_id)
+        .where(BankLine.account_ref == account_ref, BankLine.fitid.in_([row.fitid for row in rows]))).all())
+    unknown = [row for row in rows if row.fitid not in by_fitid]
+    stored: dict[tuple, list[str]] = {}  # a transaction's key: the files holding it, once per stored line
+    if unknown:
+        days = [row.posted_on for row in unknown]
+        query = (sa.select(BankLine.posted_on, BankLine.amount_cents, BankLine.description, BankStatement.filename)
+                 .join(BankStatement, BankStatement.id == BankLine.statement_id)
+                 .where(BankLine.account_ref == account_ref, BankLine.posted_on.between(min(days), max(days)),
+                        BankLine.amount_cents.in_(sorted({r.amount_cents for r in unknown})),
+                        BankLine.fitid.not_in(list(by_fitid)))
+                 .order_by(BankLine.id))
+        if not csv:  # an OFX line is another OFX file's only by its FITID; by its content, a CSV row's
+            query = query.where(BankLine.fitid.like("csv-%"))
+        for posted_on, amount_cents, description, name in db.session.execute(query):
+            stored.setdefault(same_transaction_key(posted_on, amount_cents, description), []).append(name)
+    new_rows, skipped = [], []
+    for row in rows:
+        name = by_fitid.get(row.fitid)
+        if name is None and stored.get(row.key):
+            name = stored[row.key].pop(0)
+        if name is None:
+            new_rows.append(row)
+        else:
+            skipped.append(Skipped(row.posted_on, Money(row.amount_cents), row.description, name))
+    return new_rows, skipped
+
+
+def last_account_last4() -> str:
+    """The last 4 digits of the account of the latest imported statement that names one ("" if none)."""
+    ref = db.session.scalar(sa.select(BankStatement.account_ref).where(BankStatement.account_ref != "")
+                            .order_by(BankStatement.imported_at.desc(), BankStatement.id.desc()).limit(1))
+    return ref[-4:] if ref else ""
 
 
 # --- what a line can be matched to -----------------------------------------------------------------

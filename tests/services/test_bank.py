@@ -106,6 +106,98 @@ def test_import_stores_every_line_once_and_refuses_the_same_file_again(app):
     assert (_count(BankStatement), _count(BankLine)) == (2, 16)
 
 
+def _lines() -> list[tuple]:
+    return sorted(db.session.execute(sa.select(BankLine.account_ref, BankLine.posted_on, BankLine.amount_cents)).all())
+
+
+@pytest.mark.parametrize("first, second", [(OFX1, CSV), (CSV, OFX1), (OFX2, CSV)], ids=["ofx-then-csv", "csv-then-ofx",
+                                                                                     "ofx220-then-csv"])
+def test_the_ofx_and_the_csv_of_the_same_month_store_its_lines_once(app, first, second):
+    result = bank.import_statement(first.name, first.read_bytes(), account_last4="9377")
+    assert (result.added, result.skipped, result.statement.account_ref) == (15, 0, "****9377")
+    stored = _lines()
+    with pytest.raises(ServiceError, match=rf"^All 15 lines of this file were already imported from {first.name} "
+                                           r"\(account \*\*\*\*9377\); nothing was added\.$") as info:
+        bank.import_statement(second.name, second.read_bytes(), account_last4="9377")
+    assert info.value.field == "statement_file"
+    assert (_count(BankStatement), _count(BankLine)) == (1, 15)
+    assert _lines() == stored and {ref for ref, _, _ in stored} == {"****9377"}
+
+
+def test_a_csv_is_refused_without_its_account_and_stores_the_account_given(app):
+    for last4 in ("", "93", "93a7", "12345"):
+        with pytest.raises(ServiceError, match="last 4 digits of the bank account") as info:
+            bank.import_statement("march.csv", CSV.read_bytes(), account_last4=last4)
+        assert info.value.field == "account_last4"
+    assert (_count(BankStatement), _count(BankLine)) == (0, 0)
+    assert bank.last_account_last4() == ""
+
+    statement = bank.import_statement("march.csv", CSV.read_bytes(), account_last4=" 9377 ").statement
+    assert statement.account_ref == "****9377"
+    assert bank.last_account_last4() == "9377"
+    # An OFX file names its account: what was typed is not used.
+    ofx = bank.import_statement("other.ofx", OFX1.read_bytes().replace(b"<ACCTID>4820019377", b"<ACCTID>4820015555"),
+                                account_last4="9377")
+    assert (ofx.added, ofx.statement.account_ref) == (15, "****5555")
+    assert bank.last_account_last4() == "5555"
+    # The same rows from another account are that account's lines.
+    csv_other = CSV.read_bytes().replace(b"MONTHLY SERVICE FEE", b"MONTHLY FEE")
+    assert bank.import_statement("other.csv", csv_other, account_last4="1234").added == 15
+    assert [ref for ref, in db.session.execute(sa.select(BankStatement.account_ref).order_by(BankStatement.id))] == [
+        "****9377", "****5555", "****1234"]
+
+
+def test_overlapping_csv_and_ofx_add_only_the_new_lines_and_name_those_already_there(app):
+    header, *rows = CSV.read_text().splitlines(keepends=True)
+    early = "".join([header, *rows[-5:]])  # March 3 to 11, oldest five (the file is newest first)
+    first = bank.import_statement("early-march.csv", early.encode(), account_last4="9377")
+    assert (first.added, first.skipped) == (5, 0)
+
+    result = bank.import_statement("march.ofx", OFX1.read_bytes())
+    assert (result.added, result.skipped) == (10, 5)
+    assert [(s.posted_on, s.amount.cents, s.filename) for s in result.already] == [
+        (date(2025, 3, 3), -650000, "early-march.csv"), (date(2025, 3, 4), 200497, "early-march.csv"),
+        (date(2025, 3, 7), 42500, "early-march.csv"), (date(2025, 3, 10), -128460, "early-march.csv"),
+        (date(2025, 3, 11), 167377, "early-march.csv")]
+    assert result.message() == (
+        "Imported 10 lines from march.ofx. 5 lines were already imported from early-march.csv and left as they "
+        "were: 2025-03-03 -$6,500.00 OAKWOOD PLAZA LLC RENT MAR 2025 WEB PMT; 2025-03-04 $2,004.97 SYNCHRONY BANK "
+        "CARECREDIT MERCH DEP CCF250304A 0912; 2025-03-07 $425.00 DEPOSIT ID NUMBER 557130; 2025-03-10 -$1,284.60 "
+        "HENRY SCHEIN INC 03/08 MELVILLE NY CARD 4821; 2025-03-11 $1,673.77 STRIPE TRANSFER ST-W9UZ8ZJFMLWJ "
+        "LAKESIDE INFUSION CLINIC.")
+    assert (_count(BankStatement), _count(BankLine)) == (2, 15)
+    assert sorted((d, a) for _, d, a in _lines() if a > 0) == CREDITS
+    audit = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bank.statement_imported")
+                               .order_by(AuditEvent.id)).all()
+    assert [(e.changes["lines"], e.changes["skipped"], e.changes["account"]) for e in audit] == [
+        (5, 0, "****9377"), (10, 5, "****9377")]
+
+    # The full CSV afterwards: nothing new, and the message names both earlier files.
+    with pytest.raises(ServiceError, match="already imported from march.ofx and early-march.csv "):
+        bank.import_statement("march.csv", CSV.read_bytes(), account_last4="9377")
+    assert _count(BankLine) == 15
+
+
+def test_identical_csv_rows_count_as_many_times_as_the_account_holds_them(app):
+    fees = "Date,Description,Amount\n03/12/2025,WIRE FEE,-15.00\n03/12/2025,WIRE FEE,-15.00\n"
+    assert bank.import_statement("two.csv", fees.encode(), account_last4="9377").added == 2
+    three = fees + "03/12/2025,wire  fee,-15.00\n03/13/2025,WIRE FEE,-15.00\n"
+    result = bank.import_statement("three.csv", three.encode(), account_last4="9377")
+    assert (result.added, result.skipped) == (2, 2)
+    assert _count(BankLine) == 4
+    # Two identical OFX transactions (two FITIDs) against one stored CSV row: one of them is new.
+    ofx = OFX1.read_bytes()
+    fee = b"<STMTTRN>\r\n<TRNTYPE>SRVCHG\r\n<DTPOSTED>20250331120000.000[-4:EDT]"
+    assert fee in ofx
+    twice = ofx.replace(fee, fee.replace(b"<STMTTRN>", b"<STMTTRN>\r\n<TRNTYPE>SRVCHG\r\n<DTPOSTED>20250331"
+                                                      b"\r\n<TRNAMT>-30.00\r\n<FITID>X1\r\n<NAME>MONTHLY SERVICE FEE"
+                                                      b"\r\n</STMTTRN>\r\n<STMTTRN>", 1), 1)
+    assert bank.import_statement("fee.csv", b"Date,Description,Amount\n03/31/2025,MONTHLY SERVICE FEE,-30.00\n",
+                                 account_last4="9377").added == 1
+    result = bank.import_statement("march.ofx", twice)
+    assert (result.added, result.skipped) == (15, 1)
+
+
 # --- matching ----------------------------------------------------------------------------------
 
 
@@ -268,7 +360,7 @@ def test_parse_error_type_is_a_value_error():
 def test_a_line_imported_meanwhile_by_someone_else_is_refused_cleanly(app, monkeypatch):
     """The check for known FITIDs ran before a twin import committed: the unique key refuses the second."""
     bank.import_statement("march.ofx", OFX1.read_bytes())
-    monkeypatch.setattr(db.session, "scalars", lambda *a, **k: iter(()), raising=False)
+    monkeypatch.setattr(bank, "_new_rows", lambda rows, account_ref, csv: (rows, []))
     with pytest.raises(ServiceError, match="imported by someone else a moment ago"):
         bank.import_statement("march-v2.ofx", OFX2.read_bytes())
     monkeypatch.undo()
@@ -306,7 +398,8 @@ def test_a_batch_deposited_through_the_deposit_service_is_suggested_and_confirme
     deposits.mark_deposited(batch, TODAY, "557130", today=TODAY)
     csv_text = (f"Date,Description,Amount\n{TODAY:%m/%d/%Y},DEPOSIT ID NUMBER 557130,425.00\n"
                 f"{TODAY:%m/%d/%Y},DEPOSIT ID NUMBER 557131,425.01\n")
-    statement = bank.import_statement("desk.csv", csv_text.encode()).statement
+    statement = bank.import_statement("desk.csv", csv_text.encode(), account_last4="9377").statement
+    assert statement.account_ref == "****9377"
     line, other = bank.lines_of(statement)
     found = bank.suggestions([line, other])
     assert [(t.kind, t.id, t.amount.cents) for t in found[line.id]] == [(BankMatchKind.DEPOSIT_BATCH, batch.id, 42500)]

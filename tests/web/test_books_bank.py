@@ -14,6 +14,7 @@ from billing.services import payouts
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 OFX = SAMPLES / "bank_statement.ofx"
+CSV = SAMPLES / "bank_statement.csv"
 PO1 = "po_1g488RKc7MxL2vQ96St7MuWi"
 
 
@@ -29,10 +30,15 @@ def csrf(page: str) -> str:
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
-def upload(client, content: bytes, name: str = "march.ofx", form_token: str | None = None):
+def upload(client, content: bytes, name: str = "march.ofx", form_token: str | None = None, account: str = ""):
     form_token = form_token or tokens(text(client.get("/books/bank")))[0]
-    return client.post("/books/bank", data={"form_token": form_token,
+    return client.post("/books/bank", data={"form_token": form_token, "account_last4": account,
                                             "statement_file": (io.BytesIO(content), name)})
+
+
+def field_error(response, name: str) -> str:
+    found = re.search(rf'<small id="{name}-help" class="field-error">(.*?)</small>', text(response), re.S)
+    return found.group(1) if found else ""
 
 
 def line_row(page: str, posted: str, amount: str) -> str:
@@ -143,9 +149,49 @@ def test_a_malformed_file_is_refused_naming_the_line(login):
 
 def test_the_chase_csv_imports_too(login):
     client, _ = login(Role.BOOKKEEPER)
-    page = text(client.get(upload(client, (SAMPLES / "bank_statement.csv").read_bytes(), "chase.csv").location))
+    page = text(client.get(upload(client, CSV.read_bytes(), "chase.csv", account="9377").location))
     assert "Imported 15 lines from chase.csv." in page and "No suggestion" in page
     assert counts() == (1, 15)
+    assert db.session.scalar(sa.select(BankStatement.account_ref)) == "****9377"
+
+
+def test_a_csv_asks_for_its_account_prefilled_with_the_last_statements(login):
+    client, _ = login(Role.BOOKKEEPER)
+    page = text(client.get("/books/bank"))
+    assert re.search(r'<label for="account_last4">Account \(last 4 digits\)</label>\s*<input[^>]*'
+                     r'id="account_last4"[^>]*value=""', page)
+    response = upload(client, CSV.read_bytes(), "chase.csv")
+    assert response.status_code == 200
+    assert field_error(response, "account_last4").startswith("Enter the last 4 digits of the bank account")
+    assert counts() == (0, 0)
+    response = upload(client, CSV.read_bytes(), "chase.csv", account="93x7")
+    assert field_error(response, "account_last4") == "Enter the last 4 digits of the account number."
+    assert counts() == (0, 0)
+
+    upload(client, OFX.read_bytes())
+    assert re.search(r'id="account_last4"[^>]*value="9377"', text(client.get("/books/bank")))
+
+
+def test_the_csv_after_the_ofx_of_the_same_month_stores_nothing_twice(login):
+    client, _ = login(Role.BOOKKEEPER)
+    upload(client, OFX.read_bytes())
+    response = upload(client, CSV.read_bytes(), "chase.csv", account="9377")
+    assert response.status_code == 200
+    assert field_error(response, "statement_file") == (
+        "All 15 lines of this file were already imported from march.ofx (account ****9377); nothing was added.")
+    assert counts() == (1, 15)
+
+
+def test_the_ofx_after_part_of_the_month_as_csv_adds_the_rest_and_lists_what_was_there(login):
+    client, _ = login(Role.BOOKKEEPER)
+    header, *rows = CSV.read_text().splitlines(keepends=True)
+    upload(client, "".join([header, *rows[:3]]).encode(), "end-of-march.csv", account="9377")  # March 28 and 31
+    assert counts() == (1, 3)
+    page = text(client.get(upload(client, OFX.read_bytes()).location))
+    assert ("Imported 12 lines from march.ofx. 3 lines were already imported from end-of-march.csv and left as they "
+            "were: 2025-03-28 -$18,390.10 GUSTO NET 250328 LAKESIDE INFUSION CLINIC; 2025-03-28 -$5,198.77 GUSTO TAX "
+            "250328 LAKESIDE INFUSION CLINIC; 2025-03-31 -$30.00 MONTHLY SERVICE FEE.") in page
+    assert counts() == (2, 15)
 
 
 def test_the_front_desk_cannot_use_the_bank_pages(login):
