@@ -5,20 +5,22 @@ import csv
 import io
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from beancount import loader
 from beancount.core import data, realization
 
 from billing.exports import beancount as beancount_export
 from billing.exports import journal_rows
 from billing.exports import quickbooks as quickbooks_export
-from billing.exports.names import default_beancount_name, export_names, set_export_names
-from billing.models import AccountType, AdjustmentKind
+from billing.exports.names import default_beancount_name, export_names, names_by_id, set_export_names
+from billing.extensions import db
+from billing.models import AccountType, AdjustmentKind, JournalEntry, JournalLine, Patient
 from billing.money import Money
 from billing.reports.trial_balance import trial_balance
 from billing.services import ServiceError
@@ -167,6 +169,25 @@ def test_the_quickbooks_csv_balances_per_entry_and_ties_to_the_movements(month):
     movements = {r.name: r.balance.to_decimal() for r in trial_balance(MARCH[1], since=MARCH[0]) if r.balance}
     assert {k: v for k, v in per_account.items() if v} == movements
     assert len(per_entry) == len({r["Journal No"] for r in rows}) >= 10
+
+
+def test_the_quickbooks_name_is_the_patient_on_the_lines_about_one(month):
+    rows = list(csv.DictReader(io.StringIO("".join(quickbooks_export.lines(*MARCH)))))
+    named = Counter((row["Journal No"], row["Account"], row["Name"]) for row in rows if row["Name"])
+    names = {account_id: n.quickbooks_name for account_id, n in names_by_id().items()}
+    expected = Counter(
+        (f"JE{entry_id}", names[account_id], f"{first} {last}")
+        for entry_id, account_id, first, last in db.session.execute(
+            sa.select(JournalLine.entry_id, JournalLine.account_id, Patient.first_name, Patient.last_name)
+            .join(JournalEntry).join(Patient, Patient.id == JournalLine.patient_id)
+            .where(JournalEntry.entry_date.between(*MARCH))))
+    assert named == expected
+    assert {name for _, _, name in named} == {"Sam Ava", "Sam Ben2"}
+    receivable = names[journal.account_id(journal.RECEIVABLES)]
+    assert all(row["Name"] for row in rows if row["Account"] == receivable)
+    revenue = {names[journal.account_id(code)] for code in journal.REVENUE.values()}
+    assert {row["Name"] for row in rows if row["Account"] in revenue} == {""}  # revenue lines name no patient
+    assert sum(1 for row in rows if not row["Name"]) == len(rows) - sum(expected.values()) > 0
 
 
 def test_batches_of_any_size_give_the_same_file(month, monkeypatch):
