@@ -12,9 +12,10 @@ from billing.demo import seed_activity, seed_catalog
 from billing.exports import beancount, journal_rows, quickbooks
 from billing.extensions import db
 from billing.models import Role
+from billing.money import Money
 from billing.outbox import delivery
 from billing import stripe_payouts
-from billing.services import ServiceError, payouts, settings as settings_service, users
+from billing.services import ServiceError, fundings, payouts, settings as settings_service, users
 from billing.timeutil import clinic_today
 
 billing_cli = AppGroup("billing", help="Billing administration commands.")
@@ -180,6 +181,47 @@ def fetch_payouts() -> None:
         click.echo(f"Not posted {payout_id}: {reason}", err=True)
     if failed:
         click.get_current_context().exit(1)
+
+
+# --- CareCredit --------------------------------------------------------------------------------------
+
+carecredit_cli = AppGroup("carecredit", help="CareCredit fundings: import the Provider Center's funding report.")
+billing_cli.add_command(carecredit_cli)
+
+
+@carecredit_cli.command("import")
+@click.argument("report", type=click.File("rb"))
+def import_carecredit(report) -> None:
+    """Post the fundings of a CareCredit funding report (CSV) and match their charges to our CareCredit
+    payments, as the books page does (safe to run again). A malformed file exits with status 1, naming
+    the line, and nothing is written."""
+    _cli_actor()
+    try:
+        text = report.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{report.name} is not a text CSV file. Download the funding report from the "
+                                   "CareCredit Provider Center again.") from None
+    try:
+        result = fundings.import_funding_csv(text, today=clinic_today())
+    except ServiceError as err:
+        db.session.rollback()
+        raise click.ClickException(err.message) from None
+    db.session.commit()
+    click.echo(result.message())
+    posted = [f.id for f in result.posted]
+    summaries = fundings.summaries(ids=posted, limit=len(posted)) if posted else []
+    for summary in sorted(summaries, key=lambda s: (s.funding.funded_on, s.funding.reference)):
+        funding = summary.funding
+        late = f", {summary.late} funded late" if summary.late else ""
+        short = (f", {summary.fee_difference} more in fees than the plans'" if summary.fee_difference.is_positive
+                 else "")
+        click.echo(f"  {funding.reference} {funding.funded_on:%m/%d/%Y} net {Money(funding.net_cents)}: "
+                   f"{summary.matched} of {summary.lines} charge{'s' if summary.lines != 1 else ''} matched to "
+                   f"payments{late}{short}.")
+    unmatched = sum(s.lines - s.matched for s in summaries)
+    if unmatched:
+        click.echo(f"{unmatched} charge{'s' if unmatched != 1 else ''} matched no CareCredit payment of ours: see "
+                   "Unmatched CareCredit in the books.")
 
 
 # --- exports -----------------------------------------------------------------------------------------

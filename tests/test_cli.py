@@ -1,6 +1,7 @@
 """`flask billing ...`: creating users, resetting passwords and seeding the demo clinic."""
 
 import re
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -336,3 +337,86 @@ def test_report_reconciliation_writes_csv_and_pdf(runner, march, tmp_path):
                               "-o", str(tmp_path / "x.csv")])
     assert bad.exit_code != 0 and "'03/2026' is not a month; write it YYYY-MM" in bad.output
     assert not (tmp_path / "x.csv").exists()
+
+
+# --- carecredit import ---------------------------------------------------------------------------------
+
+FUNDING_CSV = Path(__file__).resolve().parent / "samples" / "carecredit_funding.csv"
+
+
+def _funding_counts() -> tuple[int, int, int]:
+    from billing.models import CareCreditFunding, CareCreditFundingLine, JournalEntry
+
+    db.session.expire_all()
+    return tuple(db.session.scalar(sa.select(sa.func.count()).select_from(model))
+                 for model in (CareCreditFunding, CareCreditFundingLine, JournalEntry))
+
+
+@pytest.fixture
+def carecredit_payments(app, make_patient):
+    """Our CareCredit payments for four of the sample's five charges (305664, $600, not taken here),
+    each at its promotion's fee."""
+    from datetime import date
+
+    from billing.models import CareCreditPlan
+    from billing.services import payments as payment_service
+
+    plans = {code: CareCreditPlan(name=f"Plan {code}", months=12, merchant_fee_bps=bps)
+             for code, bps in {"DI06": 790, "STD": 590, "DI12": 1190, "DI24": 1590}.items()}
+    db.session.add_all(plans.values())
+    db.session.flush()
+    for code, dollars, day, promo in [("042817", "1850.00", date(2025, 3, 3), "DI06"),
+                                      ("042933", "320.00", date(2025, 3, 3), "STD"),
+                                      ("117402", "4200.00", date(2025, 3, 11), "DI12"),
+                                      ("305118", "2750.00", date(2025, 3, 20), "DI24")]:
+        details = payment_service.CareCreditInput(authorization_code=code, plan=plans[promo], account_last4="4417",
+                                                  id_checked=True, receipt_signed=True)
+        payment_service.record_carecredit(make_patient(), Money.parse(dollars), details, received_date=day,
+                                          today=date(2025, 4, 1), confirm_overpayment=True)
+    db.session.commit()
+
+
+def test_carecredit_import_posts_the_fundings_and_prints_what_matched(runner, carecredit_payments):
+    entries_before = _funding_counts()[2]
+    result = runner.invoke(args=["billing", "carecredit", "import", str(FUNDING_CSV)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Posted 3 fundings: CCF250304A ($2,004.97), CCF250313A ($3,700.20), CCF250325A ($2,865.35).",
+        "  CCF250304A 03/04/2025 net $2,004.97: 2 of 2 charges matched to payments.",
+        "  CCF250313A 03/13/2025 net $3,700.20: 1 of 1 charge matched to payments.",
+        "  CCF250325A 03/25/2025 net $2,865.35: 1 of 2 charges matched to payments.",
+        "1 charge matched no CareCredit payment of ours: see Unmatched CareCredit in the books.",
+    ]
+    assert _funding_counts() == (3, 5, entries_before + 3)
+    assert journal.balance(journal.FINANCING_FEES) == Money.parse("1149.48")  # 165.03 + 499.80 + 484.65
+    assert {(e.action, e.actor_label) for e in db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action.like("carecredit.%")))} == {("carecredit.funding_posted", "cli")}
+
+    again = runner.invoke(args=["billing", "carecredit", "import", str(FUNDING_CSV)])
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == ("3 fundings were already posted and left unchanged: CCF250304A, CCF250313A, "
+                                    "CCF250325A.")
+    assert _funding_counts() == (3, 5, entries_before + 3)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("1850.00", "18x0.00", "Line 2, column "),  # the first line: nothing of the file is posted
+    ("03/25/2025,CCF250325A,5348120000770912,03/21/2025", "03/25/2025,CCF250325A,5348120000770912,03/41/2025",
+     "Line 6, column "),  # the last line: the fundings before it are not posted either
+])
+def test_carecredit_import_refuses_a_malformed_file_naming_the_line_and_writes_nothing(
+        runner, carecredit_payments, tmp_path, old, new, message):
+    text = FUNDING_CSV.read_text()
+    assert text.count(old) == 1
+    broken = tmp_path / "funding.csv"
+    broken.write_text(text.replace(old, new))
+    before = _funding_counts()
+    result = runner.invoke(args=["billing", "carecredit", "import", str(broken)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}"), result.output
+    assert before == _funding_counts() == (0, 0, before[2])
+    binary = tmp_path / "funding.xlsx"
+    binary.write_bytes(b"PK\x03\x04\xff\xfe\x00")
+    result = runner.invoke(args=["billing", "carecredit", "import", str(binary)])
+    assert result.exit_code == 1 and "is not a text CSV file" in result.output
+    assert _funding_counts() == before
