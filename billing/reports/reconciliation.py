@@ -27,18 +27,16 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    Account, CareCreditDetails, CareCreditFunding, CareCreditFundingLine, DepositBatch, DepositBatchItem,
-    DepositStatus, Dispute, DisputeOutcome, JournalEntry, JournalLine, Patient, Payment, PaymentMethod,
-    PaymentStatus, Refund, RefundKind, StripeBalanceTransaction, StripePayout,
+    Account, CareCreditFunding, CareCreditFundingLine, JournalEntry, JournalLine, Patient, Payment, PaymentMethod,
+    PaymentStatus, Refund, StripeBalanceTransaction, StripePayout,
 )
 from billing.money import Money
 from billing.reports.trial_balance import TrialBalanceRow, totals, trial_balance
-from billing.services import journal
-from billing.services.payouts import FEE_CATEGORIES
+from billing.services import journal, settlement
+from billing.services.settlement import FEE_CATEGORIES
 
 # A payment that came in (a card payment still waiting for Stripe, or refused, did not).
-RECEIVED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
-            PaymentStatus.RETURNED)
+RECEIVED = settlement.RECEIVED
 ITEM_LIMIT = 500  # rows listed per drill-down or clearing account (the totals always cover every row)
 
 # The A/R roll-forward's terms, by the source of the journal entry that moved Receivables.
@@ -81,102 +79,9 @@ def parse_month(text: str) -> date | None:
 
 # --- per payment: one SQL row each, aggregated by the queries below ----------------------------------
 
-
-def _cents(expression) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(expression, 0)
-
-
-def _per_payment(start: date | None, end: date) -> sa.Subquery:
-    """SQL: one row per payment received by `end` (from `start` when given) that came in, with what was
-    recorded, settled, in transit, its fees and its weight in its clearing account, all as of `end`.
-
-    One pass over the payments: what belongs to a payment (refunds, Stripe transactions, its funding
-    line, its deposit) is looked up by its id, and only where it can exist (refunds only for a payment no
-    longer simply succeeded, Stripe only for cards, ...). The lookups sit in an inner query behind
-    OFFSET 0, so the figures built from them below read each lookup once."""
-    P, BT, Line = Payment, StripeBalanceTransaction, CareCreditFundingLine
-    in_scope = [P.received_date <= end, P.status.in_(RECEIVED)]
-    if start is not None:
-        in_scope.append(P.received_date >= start)
-    card, money_order = P.method == PaymentMethod.CARD, P.method == PaymentMethod.MONEY_ORDER
-    carecredit = P.method == PaymentMethod.CARECREDIT
-    touched = P.status != PaymentStatus.SUCCEEDED  # refunded, returned or lost to a dispute
-
-    def lookup(when, column, *where, join=None):
-        query = sa.select(column)
-        if join is not None:
-            query = query.select_from(BT).join(*join)
-        return sa.case((when, query.where(*where).correlate(P).scalar_subquery()), else_=0)
-
-    total = lambda column: sa.func.coalesce(sa.func.sum(column), 0)  # noqa: E731
-    refunds_of = (Refund.payment_id == P.id, Refund.refund_date <= end)
-    paid_out = (BT.payment_id == P.id, StripePayout.arrival_date <= end)
-    payout = (StripePayout, StripePayout.id == BT.payout_id)
-    funded = sa.and_(Line.payment_id == P.id,
-                     Line.funding_id.in_(sa.select(CareCreditFunding.id).where(CareCreditFunding.funded_on <= end)))
-    deposited_by_end = sa.and_(DepositBatch.status == DepositStatus.DEPOSITED, DepositBatch.deposited_on <= end)
-    inner = (
-        sa.select(
-            P.id.label("payment_id"), P.method.label("method"), P.received_date.label("received"),
-            P.status.label("status"), P.patient_id.label("patient_id"), P.amount_cents.label("amount"),
-            lookup(touched, total(Refund.amount_cents), *refunds_of).label("refunded"),
-            lookup(touched, sa.func.count(Refund.id), *refunds_of).label("refund_count"),
-            lookup(sa.and_(money_order, P.status == PaymentStatus.RETURNED), total(Refund.amount_cents),
-                   *refunds_of, Refund.kind == RefundKind.RETURN).label("returned"),
-            lookup(card, sa.func.count(BT.id), *paid_out, BT.reporting_category == "charge",
-                   join=payout).label("charges_paid"),
-            lookup(card, total(BT.gross_cents), *paid_out, BT.reporting_category.notin_(FEE_CATEGORIES),
-                   join=payout).label("stripe_gross"),
-            lookup(card, total(BT.fee_cents), *paid_out, BT.reporting_category.notin_(FEE_CATEGORIES),
-                   join=payout).label("stripe_fee"),
-            lookup(sa.and_(card, touched), total(-BT.gross_cents), *paid_out, BT.reporting_category == "refund",
-                   join=payout).label("refunds_paid"),
-            lookup(card, total(sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
-                               - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON),
-                                          Dispute.amount_cents), else_=0)),
-                   Dispute.payment_id == P.id).label("disputed"),
-            sa.func.coalesce(Line.id, 0).label("funded_line"),
-            sa.func.coalesce(Line.gross_cents, 0).label("funded_gross"),
-            sa.func.coalesce(Line.fee_cents, 0).label("funded_fee"),
-            sa.case((Line.id.is_not(None), (P.amount_cents * CareCreditDetails.merchant_fee_bps + 5000) // 10000),
-                    else_=0).label("expected_fee"),
-            sa.case((deposited_by_end, 1), else_=0).label("deposited"),
-            DepositBatch.number.label("batch_number"), DepositBatch.status.label("batch_status"),
-        )
-        .select_from(P)
-        .outerjoin(Line, sa.and_(carecredit, funded))
-        .outerjoin(CareCreditDetails, sa.and_(Line.id.is_not(None), CareCreditDetails.payment_id == P.id))
-        .outerjoin(DepositBatchItem, sa.and_(money_order, DepositBatchItem.payment_id == P.id))
-        .outerjoin(DepositBatch, DepositBatch.id == DepositBatchItem.batch_id)
-        .where(*in_scope)
-        .offset(0)  # a fence: the figures below read each lookup once
-        .subquery("lookups")
-    )
-    c = inner.c
-    is_card = c.method == PaymentMethod.CARD
-    is_money_order = c.method == PaymentMethod.MONEY_ORDER
-    settled = sa.case(
-        (is_card, c.stripe_gross),
-        (is_money_order, sa.case((c.deposited == 1, c.amount - c.returned), else_=0) - (c.refunded - c.returned)),
-        else_=c.funded_gross)
-    in_transit = sa.case(
-        (is_card, sa.case((c.charges_paid > 0, 0), else_=c.amount) - (c.refunded - c.refunds_paid)),
-        (is_money_order, sa.case((sa.or_(c.deposited == 1, c.returned > 0), 0), else_=c.amount)),
-        else_=sa.case((c.funded_line != 0, 0), else_=c.amount - c.refunded))
-    # What the payment leaves in its clearing account (the journal's postings, payment by payment).
-    clearing = sa.case(
-        (is_card, c.amount - c.refunded - c.stripe_gross - c.disputed),
-        (is_money_order, sa.case((sa.or_(c.deposited == 1, c.returned > 0), 0), else_=c.amount)),
-        else_=c.amount - c.refunded - c.funded_gross)
-    return sa.select(
-        c.payment_id, c.method, c.received, c.status, c.patient_id, c.amount, c.refunded, c.refund_count,
-        c.returned, (c.amount - c.refunded).label("recorded"), settled.label("settled"),
-        in_transit.label("in_transit"),
-        sa.case((is_card, c.stripe_fee), else_=c.funded_fee).label("fees"),
-        sa.cast(c.expected_fee, sa.BigInteger).label("expected_fee"),
-        (c.amount - c.refunded - settled - in_transit).label("difference"),
-        clearing.label("clearing"), c.disputed, c.batch_number, c.batch_status,
-    ).subquery("per_payment")
+# The one definition of a payment's figures as of a day (billing.services.settlement, which also keeps
+# them stored on each payment as of the end of the month it was received in).
+_per_payment = settlement.per_payment
 
 
 # --- the methods ---------------------------------------------------------------------------------------
@@ -219,20 +124,24 @@ class MethodFigures:
 
 
 def method_figures(month: date) -> list[MethodFigures]:
-    """Each method's figures for the month (one row per method, zero rows included): two GROUP BYs."""
+    """Each method's figures for the month (one row per method, zero rows included): one GROUP BY over
+    the month's payments, summing the figures stored on each as of the month's end
+    (billing.services.settlement), and one over the refunds of earlier months' payments."""
     start, end = month_bounds(month)
-    p = _per_payment(start, end)
+    P = Payment
+    difference = P.amount_cents - P.recon_refunded_cents - P.recon_settled_cents - P.recon_in_transit_cents
+    how_many = lambda condition: sa.func.count(sa.case((condition, 1)))  # noqa: E731
     rows = {row.method: row for row in db.session.execute(sa.select(
-        p.c.method, sa.func.count().label("count"), sa.func.sum(p.c.amount).label("received"),
-        sa.func.sum(p.c.refund_count).label("refund_count"), sa.func.sum(p.c.refunded).label("refunded"),
-        sa.func.sum(p.c.settled).label("settled"), sa.func.sum(p.c.in_transit).label("in_transit"),
-        sa.func.sum(p.c.fees).label("fees"), sa.func.sum(p.c.expected_fee).label("expected_fees"),
-        sa.func.sum(p.c.difference).label("difference"),
-        sa.func.sum(sa.case((p.c.in_transit != 0, 1), else_=0)).label("unsettled"),
-        sa.func.sum(sa.case((p.c.difference != 0, 1), else_=0)).label("differing"),
-        sa.func.sum(sa.case((sa.and_(p.c.method == PaymentMethod.CARECREDIT, p.c.fees != p.c.expected_fee), 1),
-                            else_=0)).label("fee_mismatches"),
-    ).group_by(p.c.method))}
+        P.method, sa.func.count().label("count"), sa.func.sum(P.amount_cents).label("received"),
+        sa.func.sum(P.recon_refund_count).label("refund_count"), sa.func.sum(P.recon_refunded_cents).label("refunded"),
+        sa.func.sum(P.recon_settled_cents).label("settled"), sa.func.sum(P.recon_in_transit_cents).label("in_transit"),
+        sa.func.sum(P.recon_fee_cents).label("fees"), sa.func.sum(P.recon_expected_fee_cents).label("expected_fees"),
+        sa.func.sum(difference).label("difference"),
+        how_many(P.recon_in_transit_cents != 0).label("unsettled"),
+        how_many(difference != 0).label("differing"),
+        how_many(sa.and_(P.method == PaymentMethod.CARECREDIT, P.recon_fee_cents != P.recon_expected_fee_cents))
+        .label("fee_mismatches"),
+    ).where(P.received_date.between(start, end), P.status.in_(RECEIVED)).group_by(P.method))}
     earlier = {method: (count, total) for method, count, total in db.session.execute(
         sa.select(Payment.method, sa.func.count(Refund.id), sa.func.sum(Refund.amount_cents))
         .join(Payment, Payment.id == Refund.payment_id)
@@ -356,11 +265,22 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
     """Stripe clearing, Undeposited funds and CareCredit receivable at the month's end, each explained
     payment by payment (and by the Stripe transactions and CareCredit funding lines that are no
     payment's) next to its journal balance."""
-    _, end = month_bounds(month)
-    p = _per_payment(None, end)
+    start, end = month_bounds(month)
+    P = Payment
+    # Only payments that can still weigh in their account at the month's end (settlement.cleared_on):
+    # those received in the month by the figure stored on them, earlier ones computed as of the end.
+    open_at_end = (P.received_date <= end, P.status.in_(RECEIVED), sa.or_(P.cleared_on.is_(None), P.cleared_on > end))
+    earlier = _per_payment(None, end, sa.select(P.id).where(*open_at_end, P.received_date < start))
+    weights = sa.union_all(
+        sa.select(P.method.label("method"), P.recon_clearing_cents.label("clearing"))
+        .where(*open_at_end, P.received_date >= start),
+        sa.select(earlier.c.method, earlier.c.clearing),
+    ).subquery("weights")
     sums = {row.method: (int(row.total or 0), int(row.count or 0)) for row in db.session.execute(
-        sa.select(p.c.method, sa.func.sum(p.c.clearing).label("total"),
-                  sa.func.sum(sa.case((p.c.clearing != 0, 1), else_=0)).label("count")).group_by(p.c.method))}
+        sa.select(weights.c.method, sa.func.sum(weights.c.clearing).label("total"),
+                  sa.func.count(sa.case((weights.c.clearing != 0, 1))).label("count")).group_by(weights.c.method))}
+    listed = sa.select(P.id).where(*open_at_end, sa.or_(P.received_date < start, P.recon_clearing_cents != 0))
+    p = _per_payment(None, end, listed)
     items = _items(p, p.c.clearing != 0, limit * len(PaymentMethod))
     BT, Line = StripeBalanceTransaction, CareCreditFundingLine
     stripe_others = (sa.select(StripePayout.arrival_date, BT.transaction_id, BT.description, -BT.gross_cents)

@@ -4,6 +4,9 @@ bank, then marked deposited (Bank / Undeposited funds).
     create_batch    pick money orders on hand into a new open batch (DEP-YYYY-NNNN)
     mark_deposited  the bank took it: date and bank reference, one journal entry
     cancel_batch    an open batch given up: its money orders are on hand again
+
+Only a batch's live items (released_on NULL) count: a money order taken out of an open batch may stay
+listed in it, released.
 """
 
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ from billing.models import BankLine, BankMatchKind, DepositBatch, DepositBatchIt
 from billing.money import Money
 from billing.reports.money_orders import ON_HAND
 from billing.services import ServiceError, audit, journal, numbering
+from billing.services import settlement  # noqa: F401 (its flush hook keeps the payments' month-end figures)
 
 
 def _lock_payments(ids: Sequence[int]) -> list[Payment]:
@@ -49,7 +53,7 @@ def create_batch(payment_ids: Sequence[int], *, today: date) -> DepositBatch:
         raise ServiceError("A chosen money order no longer exists; reload the page and choose again.", "payments")
     batched = dict(db.session.execute(
         sa.select(DepositBatchItem.payment_id, DepositBatch.number).join(DepositBatch)
-        .where(DepositBatchItem.payment_id.in_([p.id for p in payments]))
+        .where(DepositBatchItem.payment_id.in_([p.id for p in payments]), DepositBatchItem.released_on.is_(None))
     ).all())
     for payment in payments:
         if payment.method != PaymentMethod.MONEY_ORDER:
@@ -80,12 +84,18 @@ def create_batch(payment_ids: Sequence[int], *, today: date) -> DepositBatch:
     return batch
 
 
+def live_items(batch: DepositBatch) -> list[DepositBatchItem]:
+    """The batch's items not released."""
+    return [item for item in batch.items if item.released_on is None]
+
+
 def batch_payments(batch: DepositBatch) -> list[Payment]:
-    """The batch's money orders, oldest first."""
-    return list(db.session.scalars(
-        sa.select(Payment).join(DepositBatchItem, DepositBatchItem.payment_id == Payment.id)
-        .where(DepositBatchItem.batch_id == batch.id).order_by(Payment.received_date, Payment.id)
-    ))
+    """The batch's money orders, oldest first (a cancelled batch: those it held when it was cancelled)."""
+    query = (sa.select(Payment).join(DepositBatchItem, DepositBatchItem.payment_id == Payment.id)
+             .where(DepositBatchItem.batch_id == batch.id).order_by(Payment.received_date, Payment.id))
+    if batch.status != DepositStatus.CANCELLED:
+        query = query.where(DepositBatchItem.released_on.is_(None))
+    return list(db.session.scalars(query))
 
 
 def mark_deposited(batch: DepositBatch, deposited_on: date | None, bank_reference: str, *,
@@ -98,7 +108,7 @@ def mark_deposited(batch: DepositBatch, deposited_on: date | None, bank_referenc
     if batch.status != DepositStatus.OPEN:
         raise ServiceError(f"{batch.number} was already marked deposited on {batch.deposited_on:%m/%d/%Y} "
                            f"(bank reference {batch.bank_reference}).")
-    payments = _lock_payments([item.payment_id for item in batch.items])
+    payments = _lock_payments([item.payment_id for item in live_items(batch)])
     if deposited_on is None:
         raise ServiceError("Enter the date the bank took the deposit.", "deposited_on")
     newest = max(p.received_date for p in payments)
@@ -146,10 +156,11 @@ def cancel_batch(batch: DepositBatch) -> str:
                                                               BankLine.match_id == batch.id))
     if matched is not None:
         raise ServiceError(f"{batch.number} is matched to a bank statement line; undo that match first.")
-    number, ids = batch.number, [item.payment_id for item in batch.items]
+    items = live_items(batch)
+    number, ids = batch.number, [item.payment_id for item in items]
     audit.record("deposit.cancel", batch, changes={"number": number, "total": Money(batch.total_cents).plain(),
                                                    "payments": ids})
-    for item in batch.items:
+    for item in items:
         db.session.delete(item)
     batch.status = DepositStatus.CANCELLED
     db.session.flush()

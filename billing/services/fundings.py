@@ -30,6 +30,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
+from billing.services import settlement  # noqa: F401 (its flush hook keeps the payments' month-end figures)
 
 # CareCredit payments that CareCredit owes us money for (a refunded one was taken back in full).
 SETTLED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)

@@ -24,6 +24,7 @@ from billing.money import Money
 from billing.services import ServiceError, audit, daily_close, journal, primary_key, receipts
 from billing.services.balances import invoice_balance, patient_credit, payment_refunded
 from billing.services.invoices import lock_invoice
+from billing.services import settlement  # noqa: F401 (its flush hook keeps the payments' month-end figures)
 
 # Where money sits once received, and where a refund is paid from.
 RECEIVED_INTO = {
@@ -428,7 +429,8 @@ def _deposited(payment: Payment) -> bool:
     """Whether the money order went to the bank in a deposit (a return then comes out of Bank)."""
     return db.session.scalar(
         sa.select(DepositBatch.id).join(DepositBatchItem).where(
-            DepositBatchItem.payment_id == payment.id, DepositBatch.status == DepositStatus.DEPOSITED)
+            DepositBatchItem.payment_id == payment.id, DepositBatchItem.released_on.is_(None),
+            DepositBatch.status == DepositStatus.DEPOSITED)
     ) is not None
 
 

@@ -25,10 +25,10 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.services import ServiceError, audit, journal
-
 # Stripe charging the clinic for its own services (fees billed separately, card network costs):
-# nothing we posted to Stripe clearing, so the whole amount is a merchant fee.
-FEE_CATEGORIES = ("fee", "network_cost")
+# nothing we posted to Stripe clearing, so the whole amount is a merchant fee. The settlement of the
+# payments whose balance transactions are stored here is kept by the settlement module's flush hook.
+from billing.services.settlement import FEE_CATEGORIES
 
 
 def stripe_date(timestamp: int) -> date:
