@@ -2,7 +2,9 @@
 every flow of the reconciliation's March leaves none stale, later events leave March as it was, and
 earlier months' payments still in a clearing account are explained in a later month."""
 
+import importlib.util
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -167,3 +169,18 @@ def test_stale_finds_a_payment_written_behind_the_services_back(march):
 @pytest.mark.parametrize("month", [date(2026, 2, 1), MARCH, APRIL])
 def test_the_stored_month_figures_are_the_live_ones(march, month):
     assert report_figures(month) == live_figures(month)
+
+
+def test_the_migration_fills_the_figures_of_existing_payments_as_the_services_keep_them(march):
+    """Migration 0008's frozen SQL, run over the built month with every stored figure wiped."""
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0008_stored_balances.py"
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    db.session.flush()
+    wiped = {name: (0 if name.startswith("recon_") else None) for name in settlement.COLUMNS}
+    db.session.execute(sa.update(Payment.__table__).values(wiped))
+    assert len(settlement.stale()) == db.session.scalar(sa.select(sa.func.count()).select_from(Payment))
+    for statement in migration.settlement_backfill(db.engine.dialect.name):
+        db.session.execute(sa.text(statement))
+    assert settlement.stale() == []
