@@ -27,11 +27,12 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    Account, CareCreditFunding, CareCreditFundingLine, JournalEntry, JournalLine, Patient, Payment, PaymentMethod,
+    Account, CareCreditFunding, CareCreditFundingLine, Patient, Payment, PaymentMethod,
     PaymentStatus, Refund, StripeBalanceTransaction, StripePayout,
 )
 from billing.money import Money
-from billing.reports.trial_balance import TrialBalanceRow, totals, trial_balance
+from billing.reports.trial_balance import TrialBalanceRow, movements, totals, trial_balance
+from billing.reports.trial_balance import balances as account_balances
 from billing.services import journal, settlement
 from billing.services.settlement import FEE_CATEGORIES
 
@@ -293,11 +294,7 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
                       .where(CareCreditFunding.funded_on <= end, Line.payment_id.is_(None)))
     others = {PaymentMethod.CARD: stripe_others, PaymentMethod.CARECREDIT: funding_others}
     names = dict(db.session.execute(sa.select(Account.code, Account.name)).all())
-    balances = {code: int(total) for code, total in db.session.execute(
-        sa.select(Account.code, sa.func.sum(JournalLine.amount_cents))
-        .join(JournalLine, JournalLine.account_id == Account.id).join(JournalEntry)
-        .where(JournalEntry.entry_date <= end, Account.code.in_(list(CLEARING_ACCOUNTS.values())))
-        .group_by(Account.code))}
+    balances = account_balances(end, CLEARING_ACCOUNTS.values())
     accounts = []
     for method, code in CLEARING_ACCOUNTS.items():
         other_total, other_count, other_items = 0, 0, []
@@ -312,7 +309,7 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
         total, count = sums.get(method, (0, 0))
         accounts.append(ClearingAccount(
             method, code, names.get(code, code), Money(total), count, Money(int(other_total)), int(other_count),
-            Money(balances.get(code, 0)), [i for i in items if i.method == method][:limit], other_items))
+            balances.get(code, Money.zero()), [i for i in items if i.method == method][:limit], other_items))
     return accounts
 
 
@@ -371,18 +368,13 @@ class RollForward:
 
 def ar_roll_forward(month: date) -> RollForward:
     """Receivables from the day before the month to its last day, by the source of the entries that
-    moved it (one GROUP BY), with the journal's own closing balance to tie to."""
+    moved it, with the journal's own closing balance to tie to (the stored month totals)."""
     start, end = month_bounds(month)
-    rows = db.session.execute(
-        sa.select(JournalEntry.source_type, sa.func.sum(JournalLine.amount_cents))
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalLine.account_id == journal.account_id(journal.RECEIVABLES),
-               JournalEntry.entry_date.between(start, end))
-        .group_by(JournalEntry.source_type).order_by(JournalEntry.source_type))
-    lines = [RollForwardLine(source, SOURCE_LABELS.get(source, source), TERMS.get(source, "other"), Money(int(total)))
-             for source, total in rows]
-    return RollForward(start, end, journal.balance(journal.RECEIVABLES, as_of=start - timedelta(days=1)), lines,
-                       journal.balance(journal.RECEIVABLES, as_of=end))
+    lines = [RollForwardLine(source, SOURCE_LABELS.get(source, source), TERMS.get(source, "other"), amount)
+             for source, amount in movements(journal.RECEIVABLES, start, end).items()]
+    opening = account_balances(start - timedelta(days=1), [journal.RECEIVABLES])[journal.RECEIVABLES]
+    closing = account_balances(end, [journal.RECEIVABLES])[journal.RECEIVABLES]
+    return RollForward(start, end, opening, lines, closing)
 
 
 # --- the whole report ----------------------------------------------------------------------------------
