@@ -1,6 +1,7 @@
 """The journal as a QuickBooks Online journal-entry import CSV (one row per line; rows with the same
-Journal No make one journal entry). A line about a patient names them in the Name column (a
-QuickBooks customer of that name, "First Last"); the others leave it empty."""
+Journal No make one journal entry). A line about a patient carries the patient's account number in the
+Name column (QuickBooks wants a customer on lines to Accounts Receivable: the bookkeeper's customers are
+the account numbers, so patients' names stay in the clinic); the others leave it empty."""
 
 from collections.abc import Iterator
 from datetime import date
@@ -18,12 +19,12 @@ HEADER = ("Journal No", "Journal Date", "Account", "Debits", "Credits", "Descrip
 
 
 def _lines(start: date, end: date):
-    """The lines of the entries dated from `start` to `end` with their patient's name (one query, read
+    """The lines of the entries dated from `start` to `end` with their patient's account number (one query, read
     `journal_rows.BATCH` rows at a time: a server-side cursor on PostgreSQL)."""
     return db.session.execute(
         sa.select(JournalEntry.id, JournalEntry.entry_date, JournalEntry.description, JournalEntry.source_type,
                   JournalEntry.source_id, JournalLine.account_id, JournalLine.amount_cents,
-                  Patient.first_name, Patient.last_name)
+                  Patient.account_number)
         .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
         .outerjoin(Patient, Patient.id == JournalLine.patient_id)
         .where(JournalEntry.entry_date >= start, JournalEntry.entry_date <= end)
@@ -35,7 +36,7 @@ def _lines(start: date, end: date):
 def _rows(start: date, end: date, progress) -> Iterator[tuple]:
     names = names_by_id()
     current = None
-    for entry_id, day, text, source_type, source_id, account_id, cents, first, last in _lines(start, end):
+    for entry_id, day, text, source_type, source_id, account_id, cents, patient in _lines(start, end):
         if entry_id != current:
             if progress and current is not None:
                 progress(1)
@@ -44,8 +45,7 @@ def _rows(start: date, end: date, progress) -> Iterator[tuple]:
             description = f"{text} ({source_type} {source_id})"[:4000]
         cents = int(cents)
         debit, credit = (amount(cents), "") if cents > 0 else ("", amount(-cents))
-        name = f"{first} {last}" if last is not None else ""
-        yield number, posted, names[account_id].quickbooks_name, debit, credit, description, name
+        yield number, posted, names[account_id].quickbooks_name, debit, credit, description, patient or ""
     if progress and current is not None:
         progress(1)
 
