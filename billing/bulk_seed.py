@@ -14,17 +14,34 @@ for the same events, so the books read the same afterwards:
   `today`): most pay the invoice in full, some pay about half (the invoice stays open), a few
   overpay to the next $50 (the rest is the patient's credit); each payment allocated to its invoice
   and posted as the services post it (holding account / Receivables / Patient credits);
-- the counters (account numbers, invoice numbers) moved past what was used.
+- the bookkeeper's side, as billing.demo plays it through the services: each card payment is one
+  Stripe balance transaction (charge, fee 2.9 % + 30c) in the weekly payout that arrives on the first
+  Tuesday at least two days after it (the previous week's charges); money orders on hand go in a
+  deposit batch on Thursdays (DEP-YYYY-NNNN), deposited the next day; CareCredit funds each charge
+  two business days after it (one funding a day, CCyyyymmdd, a line per charge at its plan's rate).
+  Each payout, deposit and funding is posted once as the services post it (Merchant fees and Bank /
+  Stripe clearing, Bank / Undeposited funds, Bank and Financing fees / CareCredit receivable).
+  Settlement dated after `today` has not happened: those payments stay in their clearing account (a
+  batch made but not yet deposited stays open);
+- each payment's stored figures as of the end of the month it was received in (recon_* columns, as
+  billing.services.settlement defines them: what had settled by then, what was in transit, the fees,
+  what it left in its clearing account) and cleared_on, the day its settlement took it out of its
+  clearing account (None while in transit), computed as the rows are built (no query); and
+  account_month_totals from the journal, by the GROUP BY of journal.post's upsert, once at the end;
+- the counters (account numbers, invoice and deposit numbers) moved past what was used.
 
-Left out, on purpose: audit events, receipts, deposits, Stripe payouts and CareCredit fundings (the
-money stays in Stripe clearing, Undeposited funds and CareCredit receivable), refunds, adjustments.
-Ids are taken from each table's sequence in blocks (PostgreSQL) or after the largest id (SQLite).
+Payouts, batches and fundings are written when their first payment is, with zero totals (payments come
+patient by patient, settlement day by day); their totals, deposit numbers (in date order) and journal
+entries are written at the end, so only the finished seed ties out. Left out, on purpose: audit events,
+receipts, refunds, adjustments, disputes, daily closes. Ids are taken from each table's sequence in
+blocks (PostgreSQL) or after the largest id (SQLite).
 
 Deterministic for a given seed, `today`, size and existing data. Commits every `COMMIT_EVERY`
 payments (it is a command-line tool, not a request); raises ValueError when the clinic already has
 patients (bulk data only goes into an empty clinic) or the catalog lacks a service it uses.
 """
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +49,10 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from billing.demo import FIRST_NAMES, LAST_NAMES, STREETS
+from billing.demo import BATCH_WEEKDAY, FIRST_NAMES, FUNDING_AFTER, LAST_NAMES, PAYOUT_WEEKDAY, STREETS
 from billing.extensions import db
 from billing.models import (
-    CareCreditPlan, ClinicSettings, Counter, Patient, PaymentMethod, Provider, Service,
+    CareCreditPlan, ClinicSettings, Counter, DepositStatus, Patient, PaymentMethod, Provider, Service,
 )
 from billing.models.patients import search_key
 from billing.services import journal
@@ -49,6 +66,18 @@ METHODS = (PaymentMethod.CARD, PaymentMethod.MONEY_ORDER, PaymentMethod.CARECRED
 METHOD_WEIGHTS = (50, 30, 20)
 ISSUERS = ("usps", "western_union", "moneygram")
 BRANDS = ("visa", "mastercard", "amex", "discover")
+PAYOUT_AFTER_DAYS = 2  # a charge is in the first Tuesday payout at least this many days after it
+
+
+def stripe_fee(gross: int) -> int:
+    """Stripe's fee on a card charge, in cents: 2.9 % rounded half up, plus 30 cents (as billing.demo)."""
+    return (gross * 29 + 500) // 1000 + 30
+
+
+def plan_fee(gross: int, fee_bps: int) -> int:
+    """CareCredit's fee on a charge at its plan's rate, rounded half up (what the reconciliation expects)."""
+    return (gross * fee_bps + 5000) // 10000
+
 
 # The column order of every row this module writes (every NOT NULL column is given: no defaults apply).
 COLUMNS = {
@@ -62,7 +91,9 @@ COLUMNS = {
                 "void_reason", "created_at"),
     "invoice_lines": ("id", "invoice_id", "charge_id", "date_of_service", "description", "code", "units",
                       "unit_price_cents", "discount_cents", "amount_cents"),
-    "payments": ("id", "patient_id", "method", "status", "amount_cents", "received_date", "note", "created_at"),
+    "payments": ("id", "patient_id", "method", "status", "amount_cents", "received_date", "note", "created_at",
+                 "recon_refunded_cents", "recon_refund_count", "recon_settled_cents", "recon_in_transit_cents",
+                 "recon_fee_cents", "recon_expected_fee_cents", "recon_clearing_cents", "cleared_on"),
     "card_details": ("payment_id", "idempotency_key", "payment_intent_id", "charge_id", "invoice_id", "channel",
                      "brand", "last4", "failure_message"),
     "money_order_details": ("payment_id", "issuer", "serial", "purchaser", "id_seen", "signed_in_front_of_staff",
@@ -70,14 +101,33 @@ COLUMNS = {
     "carecredit_details": ("payment_id", "authorization_code", "plan_id", "merchant_fee_bps", "account_last4",
                            "id_checked", "receipt_signed"),
     "allocations": ("id", "patient_id", "payment_id", "invoice_id", "amount_cents", "created_at"),
+    "stripe_payouts": ("id", "payout_id", "amount_cents", "fee_cents", "arrival_date", "source", "posted",
+                       "created_at"),
+    "stripe_balance_transactions": ("id", "transaction_id", "payout_id", "payment_id", "type", "reporting_category",
+                                    "source_id", "charge_id", "payment_intent_id", "gross_cents", "fee_cents",
+                                    "net_cents", "available_on", "description"),
+    "deposit_batches": ("id", "number", "status", "total_cents", "created_at", "created_by_id", "deposited_on",
+                        "bank_reference", "deposited_by_id"),
+    "deposit_batch_items": ("id", "batch_id", "payment_id", "released_on"),
+    "carecredit_fundings": ("id", "reference", "funded_on", "gross_cents", "fee_cents", "net_cents", "source",
+                            "created_at", "created_by_id"),
+    "carecredit_funding_lines": ("id", "funding_id", "authorization_code", "transaction_date", "promo_code",
+                                 "gross_cents", "fee_cents", "net_cents", "payment_id"),
     "journal_entries": ("id", "entry_date", "posted_at", "description", "source_type", "source_id"),
     "journal_lines": ("id", "entry_id", "account_id", "patient_id", "amount_cents"),
 }
 # Parents before children (foreign keys are enforced on both databases).
 ORDER = ("patients", "invoices", "charges", "invoice_lines", "payments", "card_details", "money_order_details",
-         "carecredit_details", "allocations", "journal_entries", "journal_lines")
-ID_TABLES = ("patients", "invoices", "charges", "invoice_lines", "payments", "allocations", "journal_entries",
+         "carecredit_details", "allocations", "stripe_payouts", "stripe_balance_transactions", "deposit_batches",
+         "deposit_batch_items", "carecredit_fundings", "carecredit_funding_lines", "journal_entries", "journal_lines")
+# Rows given chunk-local ids, offset when written...
+ID_TABLES = ("patients", "invoices", "charges", "invoice_lines", "payments", "allocations",
+             "stripe_balance_transactions", "deposit_batch_items", "carecredit_funding_lines", "journal_entries",
              "journal_lines")
+# ...and the settlement rows that payments of many chunks share, given their final ids when first needed
+# (from a block reserved for the whole seed: at most one a day).
+SETTLEMENTS = {PaymentMethod.CARD: "stripe_payouts", PaymentMethod.MONEY_ORDER: "deposit_batches",
+               PaymentMethod.CARECREDIT: "carecredit_fundings"}
 
 
 @dataclass
@@ -88,6 +138,11 @@ class Stats:
     payments: int = 0
     journal_entries: int = 0
     open_invoices: int = 0
+    card_payments: int = 0
+    payouts: int = 0
+    deposits: int = 0  # batches made (deposited or still open)
+    fundings: int = 0
+    daily_closes: int = 0  # none: the bulk data closes no day
     months: int = 0
     first_day: date | None = None
     last_day: date | None = None
@@ -107,8 +162,41 @@ def month_starts(today: date, months: int) -> list[date]:
     return starts[::-1]
 
 
-def _month_end(start: date) -> date:
-    return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+@functools.cache
+def _month_end(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+@functools.cache
+def payout_day(charged: date) -> date:
+    """The Tuesday a card charge taken on `charged` is paid out (the first at least two days later)."""
+    day = charged + timedelta(days=PAYOUT_AFTER_DAYS)
+    return day + timedelta(days=(PAYOUT_WEEKDAY - day.weekday()) % 7)
+
+
+@functools.cache
+def batch_day(received: date) -> date:
+    """The Thursday a money order received on `received` goes in a deposit batch (that day or the next)."""
+    return received + timedelta(days=(BATCH_WEEKDAY - received.weekday()) % 7)
+
+
+def deposit_day(batched: date) -> date:
+    """The day a batch made on `batched` is deposited: the next business day."""
+    return _business_days_after(batched, 1)
+
+
+@functools.cache
+def funding_day(charged: date) -> date:
+    """The day CareCredit funds a charge taken on `charged`: two business days later."""
+    return _business_days_after(charged, FUNDING_AFTER)
+
+
+@functools.cache
+def _business_days_after(day: date, n: int) -> date:
+    while n:
+        day += timedelta(days=1)
+        n -= day.weekday() < 5
+    return day
 
 
 class _Writer:
@@ -170,11 +258,15 @@ def seed(rng: random.Random, *, today: date, patients: int, months: int,
     if not clinic.starts or not patients:
         return clinic.stats
     writer = _Writer()
+    days = (today - clinic.starts[0]).days + 1  # settlement is dated in these days: at most one of each a day
+    clinic.next_ids = {table: writer.reserve(table, days) for table in SETTLEMENTS.values()}
     per_chunk = max(1, VISITS_PER_CHUNK // (months * VISITS_PER_MONTH))
-    since_commit = 0
+    since_commit, first_entry = 0, None
     for first in range(0, patients, per_chunk):
         count = min(per_chunk, patients - first)
-        _assign_ids_and_write(writer, clinic.rows_for(count))
+        written_from = _assign_ids_and_write(writer, clinic.rows_for(count))
+        if first_entry is None:
+            first_entry = written_from["journal_entries"]
         written = count * months * VISITS_PER_MONTH
         since_commit += written
         if since_commit >= COMMIT_EVERY:
@@ -183,9 +275,13 @@ def seed(rng: random.Random, *, today: date, patients: int, months: int,
             since_commit = 0
         if progress:
             progress(written)
+    totals, tables = clinic.settlements()
+    for table, rows in totals.items():
+        _update_totals(table, rows)
+    _assign_ids_and_write(writer, tables)
+    _add_month_totals(first_entry)
     _save_counters(clinic.counters)
     db.session.flush()
-    clinic.stats.journal_entries = clinic.stats.charges + clinic.stats.payments
     return clinic.stats
 
 
@@ -204,6 +300,10 @@ class _Clinic:
     counters: dict[str, int]
     stats: Stats
     tables: dict[str, list[tuple]] = field(default_factory=dict)  # the chunk being built
+    # The next final id of each settlement table, and each settlement so far: (method, day it is keyed by)
+    # -> [id, payments, gross cents, fee cents].
+    next_ids: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SETTLEMENTS.values(), 1))
+    settled: dict[tuple[PaymentMethod, date], list[int]] = field(default_factory=dict)
     _stamps: dict[tuple[date, int], datetime] = field(default_factory=dict)
 
     @classmethod
@@ -218,7 +318,8 @@ class _Clinic:
             raise ValueError(f"The catalog needs the demo services ({', '.join(sorted(missing)) or 'present'}), "
                              "a CareCredit plan and a provider; run seed_catalog first.")
         accounts = {code: journal.account_id(code) for code in (
-            journal.RECEIVABLES, journal.PATIENT_CREDITS, *RECEIVED_INTO.values(),
+            journal.RECEIVABLES, journal.PATIENT_CREDITS, *RECEIVED_INTO.values(), journal.BANK,
+            journal.MERCHANT_FEES, journal.FINANCING_FEES,
             *{journal.REVENUE[s.category] for s in services.values()})}
         prefix = db.session.scalar(sa.select(ClinicSettings.invoice_prefix).where(ClinicSettings.id == 1)) or "INV"
         counters = dict(db.session.execute(sa.select(Counter.key, Counter.value)).all())
@@ -310,21 +411,47 @@ class _Clinic:
         self.pay(person, invoice, day, total, amount, applied)
 
     def pay(self, person: "_Person", invoice: int, day: date, total: int, amount: int, applied: int) -> None:
-        """The visit's payment by a random method, its details, its allocation and its journal entry."""
+        """The visit's payment by a random method, its details, its settlement (when it has happened by
+        today), its stored month-end figures, its allocation and its journal entry."""
         rng, patient = self.rng, person.id
         received = min(day + timedelta(days=0 if rng.random() < 0.8 else rng.randint(1, 10)), self.today)
         method = rng.choices(METHODS, weights=METHOD_WEIGHTS)[0]
-        payment = self.add("payments", (self.next_id("payments"), patient, method.value, "succeeded", amount,
-                                        received, "", self.at(received)))
+        payment = self.next_id("payments")  # its row follows its details (a CareCredit fee needs the plan)
         if method == PaymentMethod.CARD:  # the Stripe ids are filled from the payment's final id
             self.add("card_details", (payment, None, None, None, invoice, "desk", rng.choice(BRANDS), person.last4,
                                       ""))
+            settles_on, fee = payout_day(received), stripe_fee(amount)
+            if settles_on <= self.today:
+                payout = self.settlement(method, settles_on, amount, fee)
+                self.add("stripe_balance_transactions", (
+                    self.next_id("stripe_balance_transactions"), None, payout, payment, "charge", "charge", None,
+                    None, None, amount, fee, amount - fee, received + timedelta(days=PAYOUT_AFTER_DAYS),
+                    "Card payment at the desk"))
+            self.stats.card_payments += 1
         elif method == PaymentMethod.MONEY_ORDER:  # the serial too
             self.add("money_order_details", (payment, rng.choice(ISSUERS), None, person.name, True, True, True))
+            batched = batch_day(received)
+            settles_on, fee = deposit_day(batched), 0
+            if batched <= self.today:
+                batch = self.settlement(method, batched, amount, 0)
+                self.add("deposit_batch_items", (self.next_id("deposit_batch_items"), batch, payment, None))
         else:
             plan = self.plans[0] if total < 100000 else rng.choice(self.plans)
             code = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
             self.add("carecredit_details", (payment, code, plan.id, plan.merchant_fee_bps, person.last4, True, True))
+            settles_on, fee = funding_day(received), plan_fee(amount, plan.merchant_fee_bps)
+            if settles_on <= self.today:
+                funding = self.settlement(method, settles_on, amount, fee)
+                self.add("carecredit_funding_lines", (
+                    self.next_id("carecredit_funding_lines"), funding, code, received, f"{plan.months}M", amount,
+                    fee, amount - fee, payment))
+        # As of the end of its month (as the reconciliation computes them; no refunds in bulk data).
+        settled = settles_on <= min(_month_end(received), self.today)
+        self.add("payments", (
+            payment, patient, method.value, "succeeded", amount, received, "", self.at(received),
+            0, 0, amount if settled else 0, 0 if settled else amount, fee if settled else 0,
+            fee if settled and method == PaymentMethod.CARECREDIT else 0, 0 if settled else amount,
+            settles_on if settles_on <= self.today else None))
         self.add("allocations", (self.next_id("allocations"), patient, payment, invoice, applied, self.at(received)))
         self.post(received, f"{method.label} payment from {person.account}", "Payment", payment, [
             (self.accounts[RECEIVED_INTO[method]], None, amount),
@@ -332,6 +459,66 @@ class _Clinic:
             (self.accounts[journal.PATIENT_CREDITS], patient, applied - amount)])
         self.stats.payments += 1
         self.stats.last_day = max(self.stats.last_day or received, received)
+
+    def settlement(self, method: PaymentMethod, day: date, gross: int, fee: int) -> int:
+        """The final id of `method`'s payout, deposit batch or funding keyed by `day` (its arrival, batch or
+        funding day), counting a payment of `gross` and `fee` in it. A new one is written with this chunk
+        (zero totals: see `settlements`)."""
+        totals = self.settled.get((method, day))
+        if totals is None:
+            table = SETTLEMENTS[method]
+            settlement_id = self.next_ids[table]
+            self.next_ids[table] += 1
+            totals = self.settled[(method, day)] = [settlement_id, 0, 0, 0]
+            stamp = self.at(day, 9)
+            if method == PaymentMethod.CARD:
+                row = (settlement_id, f"po_bulk_{day:%Y%m%d}", 0, 0, day, "api", True, stamp)
+            elif method == PaymentMethod.MONEY_ORDER:
+                deposited = deposit_day(day)
+                row = ((settlement_id, f"DEP-BULK-{settlement_id}", DepositStatus.DEPOSITED.value, 0, stamp, None,
+                        deposited, f"BULK-{deposited:%Y%m%d}", None) if deposited <= self.today else
+                       (settlement_id, f"DEP-BULK-{settlement_id}", DepositStatus.OPEN.value, 0, stamp, None, None,
+                        "", None))
+            else:
+                row = (settlement_id, f"CC{day:%Y%m%d}", day, 0, 0, 0, "csv", stamp, None)
+            self.tables[table].append(row)
+        totals[1] += 1
+        totals[2] += gross
+        totals[3] += fee
+        return totals[0]
+
+    def settlements(self) -> tuple[dict[str, list[dict]], dict[str, list[tuple]]]:
+        """Once every payment is written: each settlement's totals (and deposit number, in date order), and
+        the journal entries that post them, in date order, as the services post them."""
+        self.tables = {t: [] for t in ORDER}
+        a = self.accounts
+        updates: dict[str, list[dict]] = {table: [] for table in SETTLEMENTS.values()}
+        for (method, day), (settlement_id, count, gross, fee) in sorted(
+                self.settled.items(), key=lambda item: (item[0][1], METHODS.index(item[0][0]))):
+            if method == PaymentMethod.CARD:
+                updates["stripe_payouts"].append({"b_id": settlement_id, "amount_cents": gross - fee, "fee_cents": fee})
+                self.post(day, f"Stripe payout po_bulk_{day:%Y%m%d}: {count} transactions", "StripePayout",
+                          settlement_id, [(a[journal.MERCHANT_FEES], None, fee), (a[journal.BANK], None, gross - fee),
+                                          (a[journal.STRIPE_CLEARING], None, -gross)])
+                self.stats.payouts += 1
+            elif method == PaymentMethod.MONEY_ORDER:
+                key = f"deposit-{day.year}"  # as deposits.create_batch numbers them
+                self.counters[key] = self.counters.get(key, 0) + 1
+                number = f"DEP-{day.year}-{self.counters[key]:04d}"
+                updates["deposit_batches"].append({"b_id": settlement_id, "number": number, "total_cents": gross})
+                deposited = deposit_day(day)
+                if deposited <= self.today:
+                    self.post(deposited, f"Deposit {number} ({count} money orders)", "DepositBatch", settlement_id,
+                              [(a[journal.BANK], None, gross), (a[journal.UNDEPOSITED], None, -gross)])
+                self.stats.deposits += 1
+            else:
+                updates["carecredit_fundings"].append({"b_id": settlement_id, "gross_cents": gross, "fee_cents": fee,
+                                                       "net_cents": gross - fee})
+                self.post(day, f"CareCredit funding CC{day:%Y%m%d}: {count} charges", "CareCreditFunding",
+                          settlement_id, [(a[journal.BANK], None, gross - fee), (a[journal.FINANCING_FEES], None, fee),
+                                          (a[journal.CARECREDIT_RECEIVABLE], None, -gross)])
+                self.stats.fundings += 1
+        return updates, self.tables
 
     def post(self, day: date, description: str, source_type: str, source_id: int,
              lines: list[tuple[int, int | None, int]]) -> None:
@@ -344,6 +531,7 @@ class _Clinic:
         for account_id, patient_id, cents in lines:
             if cents:
                 self.add("journal_lines", (self.next_id("journal_lines"), entry, account_id, patient_id, cents))
+        self.stats.journal_entries += 1
 
 
 @dataclass(frozen=True)
@@ -356,9 +544,10 @@ class _Person:
     weight: int  # kg
 
 
-def _assign_ids_and_write(writer: _Writer, t: dict[str, list[tuple]]) -> None:
+def _assign_ids_and_write(writer: _Writer, t: dict[str, list[tuple]]) -> dict[str, int]:
     """Offset the chunk's local ids by blocks reserved in each table, fill the unique Stripe and serial
-    fields from the payment ids, and write the tables in foreign-key order."""
+    fields from the payment ids, and write the tables in foreign-key order. Returns the first id written
+    in each table of ID_TABLES."""
     base = {table: writer.reserve(table, len(t[table])) - 1 for table in ID_TABLES}
     p, inv, ch, pay, je = (base["patients"], base["invoices"], base["charges"], base["payments"],
                            base["journal_entries"])
@@ -373,13 +562,54 @@ def _assign_ids_and_write(writer: _Writer, t: dict[str, list[tuple]]) -> None:
     t["carecredit_details"] = [(r[0] + pay, *r[1:]) for r in t["carecredit_details"]]
     t["allocations"] = [(r[0] + base["allocations"], r[1] + p, r[2] + pay, r[3] + inv, *r[4:])
                         for r in t["allocations"]]
-    sources = {"Charge": ch, "Payment": pay}
+    t["stripe_balance_transactions"] = [
+        (r[0] + base["stripe_balance_transactions"], f"txn_bulk{r[3] + pay:012d}", r[2], r[3] + pay, r[4], r[5],
+         f"ch_bulk{r[3] + pay:012d}", f"ch_bulk{r[3] + pay:012d}", f"pi_bulk{r[3] + pay:012d}", *r[9:])
+        for r in t["stripe_balance_transactions"]]
+    t["deposit_batch_items"] = [(r[0] + base["deposit_batch_items"], r[1], r[2] + pay, r[3])
+                                for r in t["deposit_batch_items"]]
+    t["carecredit_funding_lines"] = [(r[0] + base["carecredit_funding_lines"], *r[1:8], r[8] + pay)
+                                     for r in t["carecredit_funding_lines"]]
+    # settlements have their final ids already
+    sources = {"Charge": ch, "Payment": pay, "StripePayout": 0, "DepositBatch": 0, "CareCreditFunding": 0}
     t["journal_entries"] = [(r[0] + je, r[1], r[2], r[3], r[4], str(r[5] + sources[r[4]]))
                             for r in t["journal_entries"]]
     t["journal_lines"] = [(r[0] + base["journal_lines"], r[1] + je, r[2], None if r[3] is None else r[3] + p, r[4])
                           for r in t["journal_lines"]]
     for table in ORDER:
         writer.write(table, t[table])
+    return {table: first + 1 for table, first in base.items()}
+
+
+def _update_totals(table: str, rows: list[dict]) -> None:
+    """Set the settlements' totals (and deposit numbers) by id, once every payment is written."""
+    if rows:
+        target = db.metadata.tables[table]
+        db.session.execute(sa.update(target).where(target.c.id == sa.bindparam("b_id")), rows)
+
+
+# The journal's lines from `first` on, added to the month totals: the GROUP BY of migration 0008 and of
+# journal.post's upsert at commit (a month is its first day on both databases).
+_ADD_MONTH_TOTALS = """
+    INSERT INTO account_month_totals (account_id, month, source_type, debit_cents, credit_cents)
+    SELECT l.account_id, {month}, e.source_type,
+           coalesce(sum(CASE WHEN l.amount_cents > 0 THEN l.amount_cents END), 0),
+           coalesce(sum(CASE WHEN l.amount_cents < 0 THEN -l.amount_cents END), 0)
+    FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id
+    WHERE e.id >= :first
+    GROUP BY l.account_id, {month}, e.source_type
+    ON CONFLICT (account_id, month, source_type) DO UPDATE
+    SET debit_cents = account_month_totals.debit_cents + excluded.debit_cents,
+        credit_cents = account_month_totals.credit_cents + excluded.credit_cents
+"""
+_MONTH = {"postgresql": "CAST(date_trunc('month', e.entry_date) AS date)",
+          "sqlite": "date(e.entry_date, 'start of month')"}
+
+
+def _add_month_totals(first_entry: int) -> None:
+    """Add the entries written in bulk (ids from `first_entry` on) to account_month_totals, in one statement."""
+    sql = _ADD_MONTH_TOTALS.format(month=_MONTH[db.session.get_bind().dialect.name])
+    db.session.execute(sa.text(sql), {"first": first_entry})
 
 
 def _save_counters(counters: dict[str, int]) -> None:
