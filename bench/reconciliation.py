@@ -93,7 +93,9 @@ def write_report(path: Path, report: dict) -> None:
 def table_counts() -> dict[str, int]:
     return {t: db.session.scalar(sa.text(f"SELECT count(*) FROM {t}")) for t in (
         "patients", "charges", "invoices", "payments", "card_details", "money_order_details", "carecredit_details",
-        "allocations", "journal_entries", "journal_lines")}
+        "allocations", "stripe_payouts", "stripe_balance_transactions", "deposit_batches", "deposit_batch_items",
+        "carecredit_fundings", "carecredit_funding_lines", "journal_entries", "journal_lines",
+        "account_month_totals")}
 
 
 def database_size(kind: str, url: str) -> float:
