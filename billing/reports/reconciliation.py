@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import (
-    Account, CareCreditFunding, CareCreditFundingLine, Patient, Payment, PaymentMethod,
-    PaymentStatus, Refund, StripeBalanceTransaction, StripePayout,
+    Account, CareCreditFunding, CareCreditFundingLine, DepositBatch, DepositBatchItem, Dispute, DisputeOutcome,
+    Patient, Payment, PaymentMethod, PaymentStatus, Refund, StripeBalanceTransaction, StripePayout,
 )
 from billing.money import Money
 from billing.reports.trial_balance import TrialBalanceRow, movements, totals, trial_balance
@@ -202,17 +202,21 @@ class PaymentItem:
         return out
 
 
-def _items(p: sa.Subquery, where, limit: int) -> list[PaymentItem]:
-    query = (sa.select(p, Patient.account_number, Patient.first_name, Patient.last_name)
-             .join(Patient, Patient.id == p.c.patient_id).where(where)
-             .order_by(p.c.method, p.c.received, p.c.payment_id).limit(limit))
-    return [PaymentItem(
+def _item(r) -> PaymentItem:
+    """A row of per-payment figures (with the patient's account number and name) as a PaymentItem."""
+    return PaymentItem(
         r.payment_id, PaymentMethod(r.method), r.received, PaymentStatus(r.status), r.account_number,
         f"{r.first_name} {r.last_name}", Money(r.amount), Money(int(r.refunded)), Money(int(r.recorded)),
         Money(int(r.settled)), Money(int(r.in_transit)), Money(int(r.fees)), Money(int(r.expected_fee)),
         Money(int(r.difference)), Money(int(r.clearing)), Money(int(r.disputed)), r.batch_number or "",
-        str(r.batch_status.value if hasattr(r.batch_status, "value") else r.batch_status or ""),
-    ) for r in db.session.execute(query)]
+        str(r.batch_status.value if hasattr(r.batch_status, "value") else r.batch_status or ""))
+
+
+def _items(p: sa.Subquery, where, limit: int) -> list[PaymentItem]:
+    query = (sa.select(p, Patient.account_number, Patient.first_name, Patient.last_name)
+             .join(Patient, Patient.id == p.c.patient_id).where(where)
+             .order_by(p.c.method, p.c.received, p.c.payment_id).limit(limit))
+    return [_item(r) for r in db.session.execute(query)]
 
 
 def drill_down(month: date, method: PaymentMethod, *, limit: int = ITEM_LIMIT) -> list[PaymentItem]:
@@ -262,27 +266,68 @@ class ClearingAccount:
         return self.journal_balance - self.explained
 
 
+def _not_cleared(end: date, *where) -> sa.CompoundSelect:
+    """SQL: the ids of the payments received by `end` that may still weigh in their clearing account
+    at `end`: not cleared by then (settlement.cleared_on), found by the cleared_on index."""
+    P = Payment
+    scope = (P.received_date <= end, P.status.in_(RECEIVED), *where)
+    return sa.union_all(sa.select(P.id).where(P.cleared_on.is_(None), *scope),
+                        sa.select(P.id).where(P.cleared_on > end, *scope))
+
+
+def _in_clearing(start: date, end: date) -> sa.CompoundSelect:
+    """SQL: the payments that weigh in their clearing account at the end of the month start..end, with
+    their figures as of that day (the columns of _per_payment but `returned`). Only payments not
+    cleared by then are looked at: those received in the month by the figures stored on them (as of
+    its end), earlier ones computed."""
+    P = Payment
+    earlier = _per_payment(None, end, _not_cleared(end, P.received_date < start))
+    card = P.method == PaymentMethod.CARD
+    disputed = sa.case((card, sa.select(sa.func.coalesce(sa.func.sum(
+        sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
+        - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON), Dispute.amount_cents),
+                  else_=0)), 0)).where(Dispute.payment_id == P.id).correlate(P).scalar_subquery()), else_=0)
+    stored = (
+        sa.select(P.id.label("payment_id"), P.method.label("method"), P.received_date.label("received"),
+                  P.status.label("status"), P.patient_id.label("patient_id"), P.amount_cents.label("amount"),
+                  P.recon_refunded_cents.label("refunded"), (P.amount_cents - P.recon_refunded_cents).label("recorded"),
+                  P.recon_settled_cents.label("settled"), P.recon_in_transit_cents.label("in_transit"),
+                  P.recon_fee_cents.label("fees"), P.recon_expected_fee_cents.label("expected_fee"),
+                  (P.amount_cents - P.recon_refunded_cents - P.recon_settled_cents - P.recon_in_transit_cents)
+                  .label("difference"), P.recon_clearing_cents.label("clearing"), disputed.label("disputed"),
+                  DepositBatch.number.label("batch_number"), DepositBatch.status.label("batch_status"))
+        .outerjoin(DepositBatchItem, sa.and_(P.method == PaymentMethod.MONEY_ORDER, DepositBatchItem.payment_id == P.id,
+                                             DepositBatchItem.released_on.is_(None)))
+        .outerjoin(DepositBatch, DepositBatch.id == DepositBatchItem.batch_id)
+        .where(P.id.in_(_not_cleared(end, P.received_date >= start)), P.recon_clearing_cents != 0)
+    )
+    e = earlier.c
+    return sa.union_all(stored, sa.select(
+        e.payment_id, e.method, e.received, e.status, e.patient_id, e.amount, e.refunded, e.recorded, e.settled,
+        e.in_transit, e.fees, e.expected_fee, e.difference, e.clearing, e.disputed, e.batch_number, e.batch_status,
+    ).where(e.clearing != 0))
+
+
 def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingAccount]:
     """Stripe clearing, Undeposited funds and CareCredit receivable at the month's end, each explained
     payment by payment (and by the Stripe transactions and CareCredit funding lines that are no
     payment's) next to its journal balance."""
     start, end = month_bounds(month)
-    P = Payment
-    # Only payments that can still weigh in their account at the month's end (settlement.cleared_on):
-    # those received in the month by the figure stored on them, earlier ones computed as of the end.
-    open_at_end = (P.received_date <= end, P.status.in_(RECEIVED), sa.or_(P.cleared_on.is_(None), P.cleared_on > end))
-    earlier = _per_payment(None, end, sa.select(P.id).where(*open_at_end, P.received_date < start))
-    weights = sa.union_all(
-        sa.select(P.method.label("method"), P.recon_clearing_cents.label("clearing"))
-        .where(*open_at_end, P.received_date >= start),
-        sa.select(earlier.c.method, earlier.c.clearing),
-    ).subquery("weights")
-    sums = {row.method: (int(row.total or 0), int(row.count or 0)) for row in db.session.execute(
-        sa.select(weights.c.method, sa.func.sum(weights.c.clearing).label("total"),
-                  sa.func.count(sa.case((weights.c.clearing != 0, 1))).label("count")).group_by(weights.c.method))}
-    listed = sa.select(P.id).where(*open_at_end, sa.or_(P.received_date < start, P.recon_clearing_cents != 0))
-    p = _per_payment(None, end, listed)
-    items = _items(p, p.c.clearing != 0, limit * len(PaymentMethod))
+    weights = _in_clearing(start, end).subquery("in_clearing")
+    # One pass: each method's total and count on every row, its first `limit` rows listed.
+    ranked = sa.select(
+        weights, sa.func.sum(weights.c.clearing).over(partition_by=weights.c.method).label("total"),
+        sa.func.count().over(partition_by=weights.c.method).label("count"),
+        sa.func.row_number().over(partition_by=weights.c.method,
+                                  order_by=(weights.c.received, weights.c.payment_id)).label("rank"),
+    ).subquery("ranked")
+    sums, items = {}, []
+    for r in db.session.execute(
+            sa.select(ranked, Patient.account_number, Patient.first_name, Patient.last_name)
+            .join(Patient, Patient.id == ranked.c.patient_id).where(ranked.c.rank <= limit)
+            .order_by(ranked.c.method, ranked.c.received, ranked.c.payment_id)):
+        sums[PaymentMethod(r.method)] = (int(r.total), int(r.count))
+        items.append(_item(r))
     BT, Line = StripeBalanceTransaction, CareCreditFundingLine
     stripe_others = (sa.select(StripePayout.arrival_date, BT.transaction_id, BT.description, -BT.gross_cents)
                      .join(StripePayout, StripePayout.id == BT.payout_id)
@@ -309,7 +354,7 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
         total, count = sums.get(method, (0, 0))
         accounts.append(ClearingAccount(
             method, code, names.get(code, code), Money(total), count, Money(int(other_total)), int(other_count),
-            balances.get(code, Money.zero()), [i for i in items if i.method == method][:limit], other_items))
+            balances.get(code, Money.zero()), [i for i in items if i.method == method], other_items))
     return accounts
 
 

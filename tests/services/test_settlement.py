@@ -184,3 +184,13 @@ def test_the_migration_fills_the_figures_of_existing_payments_as_the_services_ke
     for statement in migration.settlement_backfill(db.engine.dialect.name):
         db.session.execute(sa.text(statement))
     assert settlement.stale() == []
+
+
+def test_clearing_items_are_limited_per_account_and_the_totals_cover_every_payment(march):
+    p = march.payments
+    accounts = {a.method: a for a in rec.clearing_accounts(MARCH, limit=1)}
+    undeposited = accounts[MO]
+    assert [i.payment_id for i in undeposited.items] == [p["m3"].id]
+    assert (undeposited.payments, undeposited.payment_count, undeposited.unexplained) == (Money(17500), 2, Money.zero())
+    assert [i.payment_id for i in accounts[CARD].items] == [p["c3"].id]
+    assert [i.payment_id for i in accounts[CC].items] == [p["k3"].id]
