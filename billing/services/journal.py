@@ -217,6 +217,7 @@ def _add_posted_to_totals(session: sa.orm.Session) -> None:
     """The outermost transaction commits: add its entries' lines to the month totals (one statement)."""
     if session.in_nested_transaction():  # a savepoint released: its entries wait for the real commit
         return
+    session.flush()  # whatever a flush would still post is counted too (nothing to do when clean)
     posted = session.info.get(_POSTED)
     if posted is None or posted[0] is not session.get_transaction() or not posted[1]:
         return
