@@ -20,6 +20,7 @@ the month, per payment:
 """
 
 import calendar
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -83,6 +84,22 @@ def parse_month(text: str) -> date | None:
 # The one definition of a payment's figures as of a day (billing.services.settlement, which also keeps
 # them stored on each payment as of the end of the month it was received in).
 _per_payment = settlement.per_payment
+
+
+@contextmanager
+def _without_jit():
+    """PostgreSQL: no JIT compilation for the queries run inside. The per-payment lookups are correlated
+    subqueries, so the planner's cost for a few thousand payments is high enough to JIT-compile them,
+    which takes a second or two for a query that runs in milliseconds. The setting is restored after."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = db.session.scalar(sa.text("SELECT current_setting('jit')"))
+    db.session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
+    try:
+        yield
+    finally:
+        db.session.execute(sa.text("SELECT set_config('jit', :value, true)"), {"value": previous})
 
 
 # --- the methods ---------------------------------------------------------------------------------------
@@ -226,7 +243,8 @@ def drill_down(month: date, method: PaymentMethod, *, limit: int = ITEM_LIMIT) -
     p = _per_payment(start, end)
     listed = sa.or_(p.c.in_transit != 0, p.c.difference != 0,
                     sa.and_(p.c.method == PaymentMethod.CARECREDIT, p.c.fees != p.c.expected_fee))
-    return _items(p, sa.and_(p.c.method == method, listed), limit)
+    with _without_jit():
+        return _items(p, sa.and_(p.c.method == method, listed), limit)
 
 
 # --- the clearing accounts -------------------------------------------------------------------------------
@@ -322,10 +340,12 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
                                   order_by=(weights.c.received, weights.c.payment_id)).label("rank"),
     ).subquery("ranked")
     sums, items = {}, []
-    for r in db.session.execute(
+    with _without_jit():
+        rows = db.session.execute(
             sa.select(ranked, Patient.account_number, Patient.first_name, Patient.last_name)
             .join(Patient, Patient.id == ranked.c.patient_id).where(ranked.c.rank <= limit)
-            .order_by(ranked.c.method, ranked.c.received, ranked.c.payment_id)):
+            .order_by(ranked.c.method, ranked.c.received, ranked.c.payment_id)).all()
+    for r in rows:
         sums[PaymentMethod(r.method)] = (int(r.total), int(r.count))
         items.append(_item(r))
     BT, Line = StripeBalanceTransaction, CareCreditFundingLine
