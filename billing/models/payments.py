@@ -31,7 +31,15 @@ class PaymentStatus(StrEnum):
 
 class Payment(db.Model):
     __tablename__ = "payments"
-    __table_args__ = (sa.CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+        # The reconciliation's clearing accounts: earlier months' payments not cleared by a month's end
+        # (read from the index alone), and the month's own that its end left in a clearing account.
+        sa.Index("ix_payments_cleared_on", "cleared_on", "received_date", "id"),
+        sa.Index("ix_payments_in_clearing", "method", "received_date", "id", "recon_clearing_cents",
+                 sqlite_where=sa.text("recon_clearing_cents != 0"),
+                 postgresql_where=sa.text("recon_clearing_cents != 0")),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id"), index=True)
@@ -55,7 +63,7 @@ class Payment(db.Model):
     recon_clearing_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")
     # The last day anything moved it, once its clearing account holds nothing of it (None while it does):
     # a payment in a clearing account at a month's end has cleared_on None or after that day.
-    cleared_on: so.Mapped[date | None] = so.mapped_column(index=True)
+    cleared_on: so.Mapped[date | None] = so.mapped_column()
 
     money_order: so.Mapped["MoneyOrderDetails | None"] = so.relationship(lazy="joined")
     carecredit: so.Mapped["CareCreditDetails | None"] = so.relationship(lazy="joined")

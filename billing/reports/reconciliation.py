@@ -286,68 +286,90 @@ class ClearingAccount:
 
 def _not_cleared(end: date, *where) -> sa.CompoundSelect:
     """SQL: the ids of the payments received by `end` that may still weigh in their clearing account
-    at `end`: not cleared by then (settlement.cleared_on), found by the cleared_on index."""
+    at `end`: not cleared by then (settlement.cleared_on), found by the index on (cleared_on,
+    received_date, id) without reading the payments. No status test: a payment that did not come in
+    has cleared_on its own date, so it is never among them."""
     P = Payment
-    scope = (P.received_date <= end, P.status.in_(RECEIVED), *where)
+    scope = (P.received_date <= end, *where)
     return sa.union_all(sa.select(P.id).where(P.cleared_on.is_(None), *scope),
                         sa.select(P.id).where(P.cleared_on > end, *scope))
 
 
-def _in_clearing(start: date, end: date) -> sa.CompoundSelect:
-    """SQL: the payments that weigh in their clearing account at the end of the month start..end, with
-    their figures as of that day (the columns of _per_payment but `returned`). Only payments not
-    cleared by then are looked at: those received in the month by the figures stored on them (as of
-    its end), earlier ones computed."""
+def _disputed(end: date) -> sa.ColumnElement[int]:
+    """SQL, correlated to Payment: what open disputes hold of a card payment at `end`."""
+    won = sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON)
+    held = (sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
+            - sa.case((won, Dispute.amount_cents), else_=0))
+    return sa.case((Payment.method == PaymentMethod.CARD, sa.select(sa.func.coalesce(sa.func.sum(held), 0))
+                    .where(Dispute.payment_id == Payment.id).correlate(Payment).scalar_subquery()), else_=0)
+
+
+def _month_in_clearing(start: date, end: date, *where) -> sa.Select:
+    """SQL: the month's payments its end left in their clearing account, by the figures stored on
+    them as of that day (the columns of _per_payment but `returned`), found by the partial index
+    ix_payments_in_clearing (method, received_date, id) in that order. No status test: a payment
+    that did not come in stores nothing."""
     P = Payment
-    earlier = _per_payment(None, end, _not_cleared(end, P.received_date < start))
-    card = P.method == PaymentMethod.CARD
-    disputed = sa.case((card, sa.select(sa.func.coalesce(sa.func.sum(
-        sa.case((Dispute.opened_on <= end, Dispute.amount_cents), else_=0)
-        - sa.case((sa.and_(Dispute.closed_on <= end, Dispute.outcome == DisputeOutcome.WON), Dispute.amount_cents),
-                  else_=0)), 0)).where(Dispute.payment_id == P.id).correlate(P).scalar_subquery()), else_=0)
-    stored = (
+    return (
         sa.select(P.id.label("payment_id"), P.method.label("method"), P.received_date.label("received"),
                   P.status.label("status"), P.patient_id.label("patient_id"), P.amount_cents.label("amount"),
                   P.recon_refunded_cents.label("refunded"), (P.amount_cents - P.recon_refunded_cents).label("recorded"),
                   P.recon_settled_cents.label("settled"), P.recon_in_transit_cents.label("in_transit"),
                   P.recon_fee_cents.label("fees"), P.recon_expected_fee_cents.label("expected_fee"),
                   (P.amount_cents - P.recon_refunded_cents - P.recon_settled_cents - P.recon_in_transit_cents)
-                  .label("difference"), P.recon_clearing_cents.label("clearing"), disputed.label("disputed"),
+                  .label("difference"), P.recon_clearing_cents.label("clearing"), _disputed(end).label("disputed"),
                   DepositBatch.number.label("batch_number"), DepositBatch.status.label("batch_status"))
         .outerjoin(DepositBatchItem, sa.and_(P.method == PaymentMethod.MONEY_ORDER, DepositBatchItem.payment_id == P.id,
                                              DepositBatchItem.released_on.is_(None)))
         .outerjoin(DepositBatch, DepositBatch.id == DepositBatchItem.batch_id)
-        .where(P.id.in_(_not_cleared(end, P.received_date >= start)), P.recon_clearing_cents != 0)
+        .where(P.recon_clearing_cents != 0, P.received_date.between(start, end), *where)
     )
-    e = earlier.c
-    return sa.union_all(stored, sa.select(
-        e.payment_id, e.method, e.received, e.status, e.patient_id, e.amount, e.refunded, e.recorded, e.settled,
-        e.in_transit, e.fees, e.expected_fee, e.difference, e.clearing, e.disputed, e.batch_number, e.batch_status,
-    ).where(e.clearing != 0))
+
+
+def _with_patient(rows: sa.Subquery) -> sa.Select:
+    return (sa.select(rows, Patient.account_number, Patient.first_name, Patient.last_name)
+            .join(Patient, Patient.id == rows.c.patient_id))
 
 
 def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingAccount]:
     """Stripe clearing, Undeposited funds and CareCredit receivable at the month's end, each explained
     payment by payment (and by the Stripe transactions and CareCredit funding lines that are no
-    payment's) next to its journal balance."""
+    payment's) next to its journal balance. Payments oldest first: earlier months' payments not
+    cleared by the month's end (computed), then the month's own (by their stored figures)."""
     start, end = month_bounds(month)
-    weights = _in_clearing(start, end).subquery("in_clearing")
-    # One pass: each method's total and count on every row, its first `limit` rows listed.
-    ranked = sa.select(
-        weights, sa.func.sum(weights.c.clearing).over(partition_by=weights.c.method).label("total"),
-        sa.func.count().over(partition_by=weights.c.method).label("count"),
-        sa.func.row_number().over(partition_by=weights.c.method,
-                                  order_by=(weights.c.received, weights.c.payment_id)).label("rank"),
-    ).subquery("ranked")
-    sums, items = {}, []
+    P = Payment
+    methods = list(CLEARING_ACCOUNTS)
+    sums = {method: (0, 0) for method in methods}
+    lists = {method: [] for method in methods}
     with _without_jit():
-        rows = db.session.execute(
-            sa.select(ranked, Patient.account_number, Patient.first_name, Patient.last_name)
-            .join(Patient, Patient.id == ranked.c.patient_id).where(ranked.c.rank <= limit)
-            .order_by(ranked.c.method, ranked.c.received, ranked.c.payment_id)).all()
-    for r in rows:
-        sums[PaymentMethod(r.method)] = (int(r.total), int(r.count))
-        items.append(_item(r))
+        # Earlier months' payments still in a clearing account: each method's total and count on every
+        # row, its first `limit` rows listed (one windowed pass; few rows in a reconciled ledger).
+        p = _per_payment(None, end, _not_cleared(end, P.received_date < start))
+        weights = sa.select(p).where(p.c.clearing != 0).subquery("earlier")
+        ranked = sa.select(
+            weights, sa.func.sum(weights.c.clearing).over(partition_by=weights.c.method).label("total"),
+            sa.func.count().over(partition_by=weights.c.method).label("count"),
+            sa.func.row_number().over(partition_by=weights.c.method,
+                                      order_by=(weights.c.received, weights.c.payment_id)).label("rank"),
+        ).subquery("ranked")
+        for r in db.session.execute(_with_patient(ranked).where(ranked.c.rank <= limit)
+                                    .order_by(ranked.c.method, ranked.c.received, ranked.c.payment_id)):
+            sums[PaymentMethod(r.method)] = (int(r.total), int(r.count))
+            lists[PaymentMethod(r.method)].append(_item(r))
+        # The month's own: totals from the partial index, and each method's oldest up to the limit.
+        for method, total, count in db.session.execute(
+                sa.select(P.method, sa.func.sum(P.recon_clearing_cents), sa.func.count())
+                .where(P.method.in_(methods), P.recon_clearing_cents != 0, P.received_date.between(start, end))
+                .group_by(P.method)):
+            earlier_total, earlier_count = sums[PaymentMethod(method)]
+            sums[PaymentMethod(method)] = (earlier_total + int(total), earlier_count + int(count))
+        for method in methods:
+            room = limit - len(lists[method])
+            if room > 0 and sums[method][1] > len(lists[method]):
+                rows = _month_in_clearing(start, end, P.method == method).order_by(P.received_date, P.id).limit(room)
+                rows = rows.subquery("month")
+                lists[method] += [_item(r) for r in db.session.execute(
+                    _with_patient(rows).order_by(rows.c.received, rows.c.payment_id))]
     BT, Line = StripeBalanceTransaction, CareCreditFundingLine
     stripe_others = (sa.select(StripePayout.arrival_date, BT.transaction_id, BT.description, -BT.gross_cents)
                      .join(StripePayout, StripePayout.id == BT.payout_id)
@@ -371,10 +393,10 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
             other_items = [OtherItem(day, ref, text or "", Money(int(value))) for day, ref, text, value
                            in db.session.execute(others[method].order_by(list(others[method].selected_columns)[0])
                                                  .limit(limit))]
-        total, count = sums.get(method, (0, 0))
+        total, count = sums[method]
         accounts.append(ClearingAccount(
             method, code, names.get(code, code), Money(total), count, Money(int(other_total)), int(other_count),
-            balances.get(code, Money.zero()), [i for i in items if i.method == method], other_items))
+            balances.get(code, Money.zero()), lists[method], other_items))
     return accounts
 
 

@@ -194,3 +194,19 @@ def test_clearing_items_are_limited_per_account_and_the_totals_cover_every_payme
     assert (undeposited.payments, undeposited.payment_count, undeposited.unexplained) == (Money(17500), 2, Money.zero())
     assert [i.payment_id for i in accounts[CARD].items] == [p["c3"].id]
     assert [i.payment_id for i in accounts[CC].items] == [p["k3"].id]
+
+
+def test_a_later_month_lists_earlier_payments_still_in_clearing_before_its_own(march, make_patient):
+    p = march.payments
+    april_mo = payment_service.record_money_order(make_patient(), Money(6000), money_order(), received_date=d(20, 4),
+                                                  today=d(20, 4), confirm_overpayment=True)
+    db.session.flush()
+    undeposited = {a.method: a for a in rec.clearing_accounts(APRIL)}[MO]
+    assert [i.payment_id for i in undeposited.items] == [p["m3"].id, p["m5"].id, april_mo.id]
+    assert undeposited.payments == Money(17500 + 6000) and undeposited.unexplained == Money.zero()
+    # The limit takes the oldest; the totals still cover all three.
+    limited = {a.method: a for a in rec.clearing_accounts(APRIL, limit=2)}[MO]
+    assert [i.payment_id for i in limited.items] == [p["m3"].id, p["m5"].id]
+    assert (limited.payments, limited.payment_count) == (Money(23500), 3)
+    just_one = {a.method: a for a in rec.clearing_accounts(APRIL, limit=1)}[MO]
+    assert [i.payment_id for i in just_one.items] == [p["m3"].id]
