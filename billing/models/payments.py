@@ -143,7 +143,7 @@ class Refund(db.Model):
     payment_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("payments.id"), index=True)
     kind: so.Mapped[RefundKind] = so.mapped_column(enum_column(RefundKind, "refund_kind"))
     amount_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
-    refund_date: so.Mapped[date]
+    refund_date: so.Mapped[date] = so.mapped_column(index=True)  # the reconciliation finds a month's refunds by it
     reason: so.Mapped[str] = so.mapped_column(sa.String(200))
     check_number: so.Mapped[str] = so.mapped_column(sa.String(20), default="")  # money order refunds
     return_reference: so.Mapped[str] = so.mapped_column(sa.String(40), default="")  # CareCredit returns
