@@ -306,7 +306,7 @@ def _disputed(end: date) -> sa.ColumnElement[int]:
 
 def _month_in_clearing(start: date, end: date, *where) -> sa.Select:
     """SQL: the month's payments its end left in their clearing account, by the figures stored on
-    them as of that day (the columns of _per_payment but `returned`), found by the partial index
+    them as of that day (the columns _item reads), found by the partial index
     ix_payments_in_clearing (method, received_date, id) in that order. No status test: a payment
     that did not come in stores nothing."""
     P = Payment
