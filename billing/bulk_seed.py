@@ -26,8 +26,9 @@ for the same events, so the books read the same afterwards:
 - each payment's stored figures as of the end of the month it was received in (recon_* columns, as
   billing.services.settlement defines them: what had settled by then, what was in transit, the fees,
   what it left in its clearing account) and cleared_on, the day its settlement took it out of its
-  clearing account (None while in transit), computed as the rows are built (no query); and
-  account_month_totals from the journal, by the GROUP BY of journal.post's upsert, once at the end;
+  clearing account (None while in transit), computed as the rows are built (no query); and, once at
+  the end, account_month_totals from the journal by the GROUP BY of journal.post's upsert, and
+  payment_month_figures from the payments by settlement.month_figures_query;
 - the counters (account numbers, invoice and deposit numbers) moved past what was used.
 
 Payouts, batches and fundings are written when their first payment is, with zero totals (payments come
@@ -52,10 +53,11 @@ import sqlalchemy as sa
 from billing.demo import BATCH_WEEKDAY, FIRST_NAMES, FUNDING_AFTER, LAST_NAMES, PAYOUT_WEEKDAY, STREETS
 from billing.extensions import db
 from billing.models import (
-    CareCreditPlan, ClinicSettings, Counter, DepositStatus, Patient, PaymentMethod, Provider, Service,
+    CareCreditPlan, ClinicSettings, Counter, DepositStatus, Patient, Payment, PaymentMethod, Provider,
+    Service,
 )
 from billing.models.patients import search_key
-from billing.services import journal
+from billing.services import journal, settlement
 from billing.services.numbering import format_number
 from billing.services.payments import RECEIVED_INTO
 
@@ -261,12 +263,12 @@ def seed(rng: random.Random, *, today: date, patients: int, months: int,
     days = (today - clinic.starts[0]).days + 1  # settlement is dated in these days: at most one of each a day
     clinic.next_ids = {table: writer.reserve(table, days) for table in SETTLEMENTS.values()}
     per_chunk = max(1, VISITS_PER_CHUNK // (months * VISITS_PER_MONTH))
-    since_commit, first_entry = 0, None
+    since_commit, first_entry, first_payment = 0, None, None
     for first in range(0, patients, per_chunk):
         count = min(per_chunk, patients - first)
         written_from = _assign_ids_and_write(writer, clinic.rows_for(count))
         if first_entry is None:
-            first_entry = written_from["journal_entries"]
+            first_entry, first_payment = written_from["journal_entries"], written_from["payments"]
         written = count * months * VISITS_PER_MONTH
         since_commit += written
         if since_commit >= COMMIT_EVERY:
@@ -280,6 +282,7 @@ def seed(rng: random.Random, *, today: date, patients: int, months: int,
         _update_totals(table, rows)
     _assign_ids_and_write(writer, tables)
     _add_month_totals(first_entry)
+    _add_month_figures(first_payment)
     _save_counters(clinic.counters)
     db.session.flush()
     return clinic.stats
@@ -610,6 +613,12 @@ def _add_month_totals(first_entry: int) -> None:
     """Add the entries written in bulk (ids from `first_entry` on) to account_month_totals, in one statement."""
     sql = _ADD_MONTH_TOTALS.format(month=_MONTH[db.session.get_bind().dialect.name])
     db.session.execute(sa.text(sql), {"first": first_entry})
+
+
+def _add_month_figures(first_payment: int) -> None:
+    """Add the payments written in bulk (ids from `first_payment` on) to payment_month_figures, in one
+    statement."""
+    settlement.add_to_month_figures(db.session, settlement.month_figures_query(Payment.id >= first_payment))
 
 
 def _save_counters(counters: dict[str, int]) -> None:

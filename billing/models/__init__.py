@@ -21,7 +21,7 @@ from billing.models.portal import (
 )
 from billing.models.payments import (
     Adjustment, AdjustmentKind, Allocation, CareCreditDetails, FormSubmission, MoneyOrderDetails,
-    MoneyOrderIssuer, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
+    MoneyOrderIssuer, Payment, PaymentMethod, PaymentMonthFigures, PaymentStatus, Refund, RefundKind,
 )
 from billing.models.settings import ClinicSettings
 from billing.models.stripe import (
@@ -37,7 +37,7 @@ __all__ = [
     "AuditEvent", "CardChannel", "CardDetails", "CardRefundRequest", "CardRefundStatus", "CareCreditDetails", "CareCreditPlan", "Charge", "ChargeStatus", "ClinicSettings",
     "Counter", "Dispute", "DisputeOutcome", "DocumentLink", "DocumentLinkKind", "DocumentRequest",
     "DocumentRequestKind", "DocumentRequestStatus", "EstimateLine", "EstimateStatus", "FormSubmission", "GoodFaithEstimate", "Invoice", "InvoiceLine", "InvoiceStatus", "JournalEntry", "JournalLine",
-    "MoneyOrderDetails", "MoneyOrderIssuer", "OutboxMessage", "OutboxStatus", "Package", "PackagePurchase", "Patient", "Payment",
+    "MoneyOrderDetails", "MoneyOrderIssuer", "OutboxMessage", "OutboxStatus", "Package", "PackagePurchase", "Patient", "Payment", "PaymentMonthFigures",
     "PaymentMethod", "PaymentStatus", "PeriodStatus", "PortalAccount", "PortalSignInToken", "Provider", "Receipt", "Refund", "RefundKind", "Role",
     "Service", "ServiceCategory", "StripeBalanceTransaction", "StripeEvent", "StripePayout", "User", "UserRole",
 ]

@@ -72,6 +72,29 @@ class Payment(db.Model):
     received_by = so.relationship("User")
 
 
+class PaymentMonthFigures(db.Model):
+    """One method's payments received in one month that came in, their stored figures (recon_*) summed,
+    with the counts the reconciliation shows: kept by billing.services.settlement at each commit, so a
+    month's per-method figures are read from three rows (settlement.month_figures_drift() checks them
+    against the GROUP BY over the payments)."""
+
+    __tablename__ = "payment_month_figures"
+
+    month: so.Mapped[date] = so.mapped_column(primary_key=True)  # first day of the month
+    method: so.Mapped[PaymentMethod] = so.mapped_column(enum_column(PaymentMethod, "payment_method"), primary_key=True)
+    payment_count: so.Mapped[int]
+    received_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    refund_count: so.Mapped[int]
+    refunded_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    settled_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    in_transit_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    fee_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    expected_fee_cents: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    unsettled_count: so.Mapped[int]  # payments with money still in transit
+    differing_count: so.Mapped[int]  # payments with a difference
+    fee_mismatch_count: so.Mapped[int]  # CareCredit payments funded with another fee than their plan's
+
+
 class MoneyOrderIssuer(StrEnum):
     USPS = "usps"
     WESTERN_UNION = "western_union"

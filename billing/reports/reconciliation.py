@@ -1,7 +1,8 @@
 """The monthly reconciliation: for each payment method what was recorded, what reached the bank, the
 fees and the difference; the clearing accounts explained item by item; the A/R roll-forward; the
-trial balance. Every figure is a SQL aggregate (a handful of GROUP BY queries), never a Python loop
-over rows.
+trial balance. Every figure is a SQL aggregate, never a Python loop over rows: the per-method sums
+are kept per month in payment_month_figures (billing.services.settlement, at each commit), the rest
+is a handful of GROUP BY queries.
 
 A month's payments (received in it, of any status but pending or failed) are followed to the end of
 the month, per payment:
@@ -29,7 +30,8 @@ import sqlalchemy as sa
 from billing.extensions import db
 from billing.models import (
     Account, CareCreditFunding, CareCreditFundingLine, DepositBatch, DepositBatchItem, Dispute, DisputeOutcome,
-    Patient, Payment, PaymentMethod, PaymentStatus, Refund, StripeBalanceTransaction, StripePayout,
+    Patient, Payment, PaymentMethod, PaymentMonthFigures, PaymentStatus, Refund, StripeBalanceTransaction,
+    StripePayout,
 )
 from billing.money import Money
 from billing.reports.trial_balance import TrialBalanceRow, movements, totals, trial_balance
@@ -142,24 +144,19 @@ class MethodFigures:
 
 
 def method_figures(month: date) -> list[MethodFigures]:
-    """Each method's figures for the month (one row per method, zero rows included): one GROUP BY over
-    the month's payments, summing the figures stored on each as of the month's end
-    (billing.services.settlement), and one over the refunds of earlier months' payments."""
+    """Each method's figures for the month (one row per method, zero rows included): the month's rows of
+    payment_month_figures, the sums of the figures stored on each payment as of the month's end (kept
+    by billing.services.settlement; with this transaction's change not yet committed), and one GROUP BY
+    over the month's refunds of earlier months' payments."""
     start, end = month_bounds(month)
-    P = Payment
-    difference = P.amount_cents - P.recon_refunded_cents - P.recon_settled_cents - P.recon_in_transit_cents
-    how_many = lambda condition: sa.func.count(sa.case((condition, 1)))  # noqa: E731
-    rows = {row.method: row for row in db.session.execute(sa.select(
-        P.method, sa.func.count().label("count"), sa.func.sum(P.amount_cents).label("received"),
-        sa.func.sum(P.recon_refund_count).label("refund_count"), sa.func.sum(P.recon_refunded_cents).label("refunded"),
-        sa.func.sum(P.recon_settled_cents).label("settled"), sa.func.sum(P.recon_in_transit_cents).label("in_transit"),
-        sa.func.sum(P.recon_fee_cents).label("fees"), sa.func.sum(P.recon_expected_fee_cents).label("expected_fees"),
-        sa.func.sum(difference).label("difference"),
-        how_many(P.recon_in_transit_cents != 0).label("unsettled"),
-        how_many(difference != 0).label("differing"),
-        how_many(sa.and_(P.method == PaymentMethod.CARECREDIT, P.recon_fee_cents != P.recon_expected_fee_cents))
-        .label("fee_mismatches"),
-    ).where(P.received_date.between(start, end), P.status.in_(RECEIVED)).group_by(P.method))}
+    columns = PaymentMonthFigures.__table__.c
+    sums = {method: [0] * len(settlement.FIGURES) for method in PaymentMethod}
+    for method, *values in db.session.execute(sa.select(columns.method, *(columns[name] for name in settlement.FIGURES))
+                                              .where(columns.month == start)):
+        sums[PaymentMethod(method)] = values
+    for (when, method), change in settlement.pending_month_figures().items():
+        if when == start:
+            sums[method] = [a + b for a, b in zip(sums[method], change)]
     earlier = {method: (count, total) for method, count, total in db.session.execute(
         sa.select(Payment.method, sa.func.count(Refund.id), sa.func.sum(Refund.amount_cents))
         .join(Payment, Payment.id == Refund.payment_id)
@@ -167,14 +164,14 @@ def method_figures(month: date) -> list[MethodFigures]:
         .group_by(Payment.method))}
     figures = []
     for method in PaymentMethod:
-        row = rows.get(method)
-        value = (lambda name: int(getattr(row, name) or 0)) if row is not None else (lambda name: 0)
+        v = dict(zip(settlement.FIGURES, (int(value) for value in sums[method])))
+        difference = v["received_cents"] - v["refunded_cents"] - v["settled_cents"] - v["in_transit_cents"]
         earlier_count, earlier_total = earlier.get(method, (0, 0))
         figures.append(MethodFigures(
-            method, value("count"), Money(value("received")), value("refund_count"), Money(value("refunded")),
-            Money(value("settled")), Money(value("in_transit")), Money(value("fees")), Money(value("expected_fees")),
-            Money(value("difference")), value("unsettled"), value("differing"), value("fee_mismatches"),
-            int(earlier_count), Money(int(earlier_total or 0))))
+            method, v["payment_count"], Money(v["received_cents"]), v["refund_count"], Money(v["refunded_cents"]),
+            Money(v["settled_cents"]), Money(v["in_transit_cents"]), Money(v["fee_cents"]),
+            Money(v["expected_fee_cents"]), Money(difference), v["unsettled_count"], v["differing_count"],
+            v["fee_mismatch_count"], int(earlier_count), Money(int(earlier_total or 0))))
     return figures
 
 
@@ -363,13 +360,14 @@ def clearing_accounts(month: date, *, limit: int = ITEM_LIMIT) -> list[ClearingA
                 .group_by(P.method)):
             earlier_total, earlier_count = sums[PaymentMethod(method)]
             sums[PaymentMethod(method)] = (earlier_total + int(total), earlier_count + int(count))
-        for method in methods:
-            room = limit - len(lists[method])
-            if room > 0 and sums[method][1] > len(lists[method]):
-                rows = _month_in_clearing(start, end, P.method == method).order_by(P.received_date, P.id).limit(room)
-                rows = rows.subquery("month")
-                lists[method] += [_item(r) for r in db.session.execute(
-                    _with_patient(rows).order_by(rows.c.received, rows.c.payment_id))]
+        rooms = {method: limit - len(lists[method]) for method in methods
+                 if len(lists[method]) < min(limit, sums[method][1])}
+        if rooms:  # one statement: each method's rows in index order, up to its room
+            rows = sa.union_all(*(
+                sa.select(_month_in_clearing(start, end, P.method == method).order_by(P.received_date, P.id)
+                          .limit(room).subquery()) for method, room in rooms.items())).subquery("month")
+            for r in db.session.execute(_with_patient(rows).order_by(rows.c.method, rows.c.received, rows.c.payment_id)):
+                lists[PaymentMethod(r.method)].append(_item(r))
     BT, Line = StripeBalanceTransaction, CareCreditFundingLine
     stripe_others = (sa.select(StripePayout.arrival_date, BT.transaction_id, BT.description, -BT.gross_cents)
                      .join(StripePayout, StripePayout.id == BT.payout_id)

@@ -20,6 +20,16 @@ How they are kept — nothing to call in a service:
   they are recomputed at the next flush, or at the commit. refresh(ids) recomputes at once.
 
 stale() lists the payments whose stored figures differ from a fresh computation (for tests).
+
+The month figures. payment_month_figures holds, per month and method, the sums of the stored figures
+of the payments that came in, with the reconciliation's counts (`month_figure_columns`). They are kept
+like the journal's month totals (billing.services.journal): the first time a transaction changes a
+payment (a new one, a flush that writes its status, amount, date or method, or a refresh that
+rewrites its figures) its figures as they stood are remembered in `session.info`; when the outermost
+transaction commits, ONE upsert adds each month and method's change (now − then) in key order. Until
+then `pending_month_figures()` gives the transaction's own change. A writer outside the session
+(billing/bulk_seed.py, a migration) fills the table with the same GROUP BY (`month_figures_query`);
+month_figures_drift() lists where the table and the payments disagree.
 """
 
 import calendar
@@ -29,14 +39,15 @@ from datetime import date
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.functions import FunctionElement
 
 from billing.models import (
     CareCreditDetails, CareCreditFunding, CareCreditFundingLine, DepositBatch, DepositBatchItem, DepositStatus,
-    Dispute, DisputeOutcome, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind, StripeBalanceTransaction,
-    StripePayout,
+    Dispute, DisputeOutcome, Payment, PaymentMethod, PaymentMonthFigures, PaymentStatus, Refund, RefundKind,
+    StripeBalanceTransaction, StripePayout,
 )
 
 # A payment that came in (a card payment still waiting for Stripe, or refused, did not).
@@ -49,6 +60,7 @@ END_OF_TIME = date(9999, 12, 31)  # `end` for a payment's figures once everythin
 COLUMNS = ("recon_refunded_cents", "recon_refund_count", "recon_settled_cents", "recon_in_transit_cents",
            "recon_fee_cents", "recon_expected_fee_cents", "recon_clearing_cents", "cleared_on")
 _TOUCHED = "settlement_touched"  # the session.info key of the payment ids to recompute at the next flush
+_BEFORE = "settlement_figures_before"  # session.info: (outermost transaction, {payment id: figures then})
 
 
 def month_end(day: date) -> date:
@@ -73,6 +85,23 @@ def _latest_default(element, compiler, **kw):
 @compiles(_latest, "sqlite")
 def _latest_sqlite(element, compiler, **kw):
     return f"max({compiler.process(element.clauses, **kw)})"
+
+
+class month_start(FunctionElement):
+    """The first day of a date's month."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(month_start)
+def _month_start_default(element, compiler, **kw):
+    return f"CAST(date_trunc('month', {compiler.process(element.clauses, **kw)}) AS date)"
+
+
+@compiles(month_start, "sqlite")
+def _month_start_sqlite(element, compiler, **kw):
+    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"
 
 
 def per_payment(start: date | None, end: date, ids=None, *, last_moved: bool = False) -> sa.Subquery:
@@ -270,7 +299,9 @@ def refresh(payment_ids: Iterable[int], *, session: so.Session | None = None) ->
         return []
     connection = session.connection()
     rows = _stored(connection, ids)
-    return _write(connection, session, rows, _fresh(connection, rows))
+    fresh = _fresh(connection, rows)
+    _remember(session, [row.id for row in rows if tuple(row[3:]) != fresh[row.id]])
+    return _write(connection, session, rows, fresh)
 
 
 def touch(payment_ids: Iterable[int], *, session: so.Session | None = None) -> None:
@@ -289,6 +320,131 @@ def stale() -> list[int]:
     rows = _stored(connection, None)
     fresh = _fresh(connection, rows, restrict=False)
     return [row.id for row in rows if tuple(row[3:]) != fresh[row.id]]
+
+
+# --- the month figures ------------------------------------------------------------------------------
+
+
+def month_figure_columns() -> dict[str, sa.ColumnElement[int]]:
+    """SQL, per payment that came in: what it adds to each column of payment_month_figures."""
+    P = Payment
+    difference = P.amount_cents - P.recon_refunded_cents - P.recon_settled_cents - P.recon_in_transit_cents
+    flag = lambda condition: sa.case((condition, 1), else_=0)  # noqa: E731
+    return {
+        "payment_count": sa.literal(1, sa.Integer), "received_cents": P.amount_cents,
+        "refund_count": P.recon_refund_count, "refunded_cents": P.recon_refunded_cents,
+        "settled_cents": P.recon_settled_cents, "in_transit_cents": P.recon_in_transit_cents,
+        "fee_cents": P.recon_fee_cents, "expected_fee_cents": P.recon_expected_fee_cents,
+        "unsettled_count": flag(P.recon_in_transit_cents != 0), "differing_count": flag(difference != 0),
+        "fee_mismatch_count": flag(sa.and_(P.method == PaymentMethod.CARECREDIT,
+                                           P.recon_fee_cents != P.recon_expected_fee_cents)),
+    }
+
+
+FIGURES = tuple(month_figure_columns())  # payment_month_figures' figure columns, in this order
+
+
+def month_figures_query(*where) -> sa.Select:
+    """SQL: the payment_month_figures rows of the payments (those that came in, and `where`):
+    month, method and FIGURES, by GROUP BY."""
+    month = month_start(Payment.received_date)
+    return (sa.select(month.label("month"), Payment.method.label("method"),
+                      *(sa.func.sum(column).label(name) for name, column in month_figure_columns().items()))
+            .where(Payment.status.in_(RECEIVED), *where).group_by(month, Payment.method))
+
+
+def _figures_by_id(connection, ids: list[int]) -> dict[int, tuple[tuple[date, PaymentMethod], tuple[int, ...]]]:
+    """What each of the payments adds to payment_month_figures now: ((month, method), FIGURES values);
+    a payment that did not come in adds nothing and is left out."""
+    query = (sa.select(Payment.id, month_start(Payment.received_date), Payment.method, *month_figure_columns().values())
+             .where(Payment.id.in_(ids), Payment.status.in_(RECEIVED)))
+    return {r[0]: ((r[1], PaymentMethod(r[2])), tuple(int(v) for v in r[3:])) for r in connection.execute(query)}
+
+
+def _before(session: so.Session) -> dict[int, tuple | None]:
+    """The figures the payments changed in the session's outermost transaction added before it first
+    changed them (None: nothing)."""
+    transaction = session.get_transaction()
+    held = session.info.get(_BEFORE)
+    if held is None or held[0] is not transaction:
+        held = session.info[_BEFORE] = (transaction, {})
+    return held[1]
+
+
+def _remember(session: so.Session, ids: Iterable[int], *, new: bool = False) -> None:
+    """Before the payments change: note what they add to the month figures, unless this transaction
+    already has (a new payment added nothing)."""
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return
+    connection = session.connection()  # begins the transaction the figures are remembered for
+    before = _before(session)
+    ids = sorted(ids - before.keys())
+    found = {} if new or not ids else _figures_by_id(connection, ids)
+    before.update({i: found.get(i) for i in ids})
+
+
+def _changes(connection, before: dict[int, tuple | None]) -> dict[tuple[date, PaymentMethod], list[int]]:
+    """Each month and method's change (now − before) from the payments in `before`; no zero changes."""
+    changes = defaultdict(lambda: [0] * len(FIGURES))
+    for figures, sign in ((before.values(), -1), (_figures_by_id(connection, list(before)).values(), 1)):
+        for entry in figures:
+            if entry is not None:
+                total = changes[entry[0]]
+                for n, value in enumerate(entry[1]):
+                    total[n] += sign * value
+    return {key: change for key, change in changes.items() if any(change)}
+
+
+def pending_month_figures(session: so.Session | None = None) -> dict[tuple[date, PaymentMethod], list[int]]:
+    """The change the session's transaction made to the month figures, not yet in payment_month_figures
+    (empty once it commits): {(month, method): FIGURES values}."""
+    from billing.extensions import db
+
+    session = session if session is not None else db.session()
+    held = session.info.get(_BEFORE)
+    if held is None or held[0] is not session.get_transaction() or not held[1]:
+        return {}
+    return _changes(session.connection(), held[1])
+
+
+def _add_to_month_figures(session: so.Session) -> None:
+    """At the outermost commit: the transaction's change added to payment_month_figures, one upsert in key
+    order (PostgreSQL locks the rows in one order: two commits wait for each other, never deadlock)."""
+    changes = pending_month_figures(session)
+    if changes:
+        add_to_month_figures(session, [{"month": month, "method": method, **dict(zip(FIGURES, change))}
+                                       for (month, method), change in sorted(changes.items())])
+    session.info.pop(_BEFORE, None)
+
+
+def add_to_month_figures(session: so.Session, rows: list[dict] | sa.Select) -> None:
+    """Add to payment_month_figures (creating the rows it lacks) `rows` of month, method and FIGURES:
+    dicts, or a SELECT of those columns in that order."""
+    table = PaymentMonthFigures.__table__
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name](table)
+    params = rows
+    if isinstance(rows, sa.Select):
+        insert, params = insert.from_select(["month", "method", *FIGURES], rows), None
+    session.execute(insert.on_conflict_do_update(
+        index_elements=[table.c.month, table.c.method],
+        set_={name: table.c[name] + insert.excluded[name] for name in FIGURES}), params)
+
+
+def month_figures_drift() -> list[tuple[date, PaymentMethod]]:
+    """The months and methods where payment_month_figures (with this transaction's pending change) is not
+    the GROUP BY over the payments (SQL over every payment: for tests)."""
+    from billing.extensions import db
+
+    zero = (0,) * len(FIGURES)
+    computed = {(r.month, PaymentMethod(r.method)): tuple(int(v) for v in r[2:])
+                for r in db.session.execute(month_figures_query())}
+    stored = {(r.month, r.method): [getattr(r, name) for name in FIGURES]
+              for r in db.session.scalars(sa.select(PaymentMonthFigures))}
+    for key, change in pending_month_figures().items():
+        stored[key] = [a + b for a, b in zip(stored.get(key, zero), change)]
+    return sorted(key for key in computed.keys() | stored.keys()
+                  if computed.get(key, zero) != tuple(stored.get(key, zero)))
 
 
 # --- the flush hook ---------------------------------------------------------------------------------
@@ -312,11 +468,14 @@ def _before_flush(session, flush_context, instances) -> None:
     for obj in session.new:
         if isinstance(obj, Payment):
             initial(obj)
+    _remember(session, [obj.id for obj in session.dirty if isinstance(obj, Payment) and any(
+        sa.inspect(obj).attrs[name].history.has_changes() for name in _PAYMENT_FIELDS)])
 
 
 @sa.event.listens_for(so.Session, "after_flush")
 def _after_flush(session, flush_context) -> None:
     """Collect the payments this flush moved (the session still shows what it wrote)."""
+    _remember(session, [obj.id for obj in session.new if isinstance(obj, Payment)], new=True)
     ids: set[int] = set()
     batches, payouts, fundings = set(), set(), set()
     for group, new in ((session.new, True), (session.dirty, False), (session.deleted, False)):
@@ -357,14 +516,25 @@ def _after_flush_postexec(session, flush_context) -> None:
 
 @sa.event.listens_for(so.Session, "before_commit")
 def _before_commit(session) -> None:
-    """Payments touched since the last flush, with nothing else to flush."""
+    """Payments touched since the last flush, with nothing else to flush; then, at the outermost commit
+    (a savepoint's release fires this too), the month figures."""
     session.flush()
     ids = session.info.pop(_TOUCHED, None)
     if ids:
         refresh(ids, session=session)
+    if not session.in_nested_transaction():
+        _add_to_month_figures(session)
 
 
 @sa.event.listens_for(so.Session, "after_rollback")
 def _after_rollback(session) -> None:
     session.info.pop(_TOUCHED, None)
+
+
+@sa.event.listens_for(so.Session, "after_transaction_end")
+def _forget_before(session, transaction) -> None:
+    """The outermost transaction ended: forget what its payments added before it changed them."""
+    held = session.info.get(_BEFORE)
+    if transaction.parent is None and held is not None and held[0] is transaction:
+        del session.info[_BEFORE]
 

@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from billing.extensions import db
-from billing.models import CardChannel, CareCreditDetails, DepositBatchItem, Payment, PaymentMethod, PaymentStatus
+from billing.models import (
+    CardChannel, CareCreditDetails, DepositBatchItem, Payment, PaymentMethod, PaymentMonthFigures, PaymentStatus,
+)
 from billing.money import Money
 from billing.reports import reconciliation as rec
 from billing.services import card_payments, deposits, fundings, journal, settlement
@@ -90,6 +92,7 @@ def test_a_pending_card_payment_counts_once_it_succeeds(march, make_patient, cha
     db.session.flush()
     assert payment.received_date == d(21) and payment.recon_in_transit_cents == 45000  # the loaded row too
     assert stored(payment)["cleared_on"] is None and settlement.stale() == []
+    assert settlement.month_figures_drift() == []  # counted from its success, in March
     # A dispute opened and won: out of Stripe clearing and back in it; finally paid out.
     card_payments.dispute_opened({"id": "dp_settle", "charge": "ch_settle_new", "amount": 45000}, today=d(23))
     assert stored(payment)["clearing"] == 0 and settlement.stale() == []
@@ -97,7 +100,7 @@ def test_a_pending_card_payment_counts_once_it_succeeds(march, make_patient, cha
     assert stored(payment)["clearing"] == 45000 and settlement.stale() == []
     payout("po_settle", d(27), [txn("txn_settle", "charge", 45000, 1335, "ch_settle_new", d(27))])
     assert (stored(payment)["clearing"], stored(payment)["cleared_on"]) == (0, d(27))
-    assert settlement.stale() == []
+    assert settlement.stale() == [] and settlement.month_figures_drift() == []
 
 
 def test_later_events_leave_the_month_as_it_was_and_earlier_payments_are_explained_later(march):
@@ -166,6 +169,49 @@ def test_stale_finds_a_payment_written_behind_the_services_back(march):
     assert db.session.get(Payment, p["c3"].id).status == PaymentStatus.SUCCEEDED
 
 
+def test_the_month_figures_are_added_at_each_commit(march, make_patient):
+    """payment_month_figures: a transaction's change is pending until it commits, then stored; what a
+    savepoint gave up adds nothing; a row changed behind the services' back is found."""
+    def rows():
+        return {(r.month, r.method): (r.payment_count, r.received_cents, r.in_transit_cents)
+                for r in db.session.scalars(sa.select(PaymentMonthFigures))}
+
+    live = live_figures(MARCH)
+    assert rows() == {} and (MARCH, MO) in settlement.pending_month_figures()
+    assert settlement.month_figures_drift() == [] and report_figures(MARCH) == live
+    db.session.commit()
+    assert settlement.pending_month_figures() == {} and settlement.month_figures_drift() == []
+    money_orders = rows()[(MARCH, MO)]
+    assert money_orders[0] == live[MO][0] == 4 and report_figures(MARCH) == live  # now from the stored rows
+
+    patient = make_patient()
+    with db.session.begin_nested() as savepoint:
+        payment_service.record_money_order(patient, Money(12000), money_order(), received_date=d(16), today=d(16),
+                                           confirm_overpayment=True)
+        db.session.flush()
+        assert settlement.pending_month_figures()[(MARCH, MO)][:2] == [1, 12000]
+        savepoint.rollback()
+    payment_service.record_money_order(patient, Money(9000), money_order(), received_date=d(17), today=d(17),
+                                       confirm_overpayment=True)
+    db.session.commit()
+    assert rows()[(MARCH, MO)] == (money_orders[0] + 1, money_orders[1] + 9000, money_orders[2] + 9000)
+    assert settlement.month_figures_drift() == [] and report_figures(MARCH) == live_figures(MARCH)
+
+    db.session.execute(sa.update(PaymentMonthFigures).where(PaymentMonthFigures.month == MARCH,
+                                                            PaymentMonthFigures.method == CARD)
+                       .values(settled_cents=PaymentMonthFigures.settled_cents + 1))
+    assert settlement.month_figures_drift() == [(MARCH, CARD)]
+
+
+def load_migration(name: str):
+    """A revision's module from migrations/versions, for its frozen SQL."""
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration
+
+
 @pytest.mark.parametrize("month", [date(2026, 2, 1), MARCH, APRIL])
 def test_the_stored_month_figures_are_the_live_ones(march, month):
     assert report_figures(month) == live_figures(month)
@@ -173,10 +219,7 @@ def test_the_stored_month_figures_are_the_live_ones(march, month):
 
 def test_the_migration_fills_the_figures_of_existing_payments_as_the_services_keep_them(march):
     """Migration 0008's frozen SQL, run over the built month with every stored figure wiped."""
-    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0008_stored_balances.py"
-    spec = importlib.util.spec_from_file_location("migration_0008", path)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = load_migration("0008_stored_balances")
     db.session.flush()
     wiped = {name: (0 if name.startswith("recon_") else None) for name in settlement.COLUMNS}
     db.session.execute(sa.update(Payment.__table__).values(wiped))
@@ -184,6 +227,17 @@ def test_the_migration_fills_the_figures_of_existing_payments_as_the_services_ke
     for statement in migration.settlement_backfill(db.engine.dialect.name):
         db.session.execute(sa.text(statement))
     assert settlement.stale() == []
+
+
+def test_the_migration_fills_the_month_figures_as_the_commits_keep_them(march):
+    """Migration 0010's frozen GROUP BY, run over the built month once its rows are cleared."""
+    migration = load_migration("0010_payment_month_figures")
+    db.session.commit()
+    kept = db.session.execute(sa.select(PaymentMonthFigures.__table__).order_by("month", "method")).all()
+    assert {row.month for row in kept} == {MARCH} and len(kept) == 3
+    db.session.execute(sa.delete(PaymentMonthFigures))
+    db.session.execute(sa.text(migration.month_figures_fill(db.engine.dialect.name)))
+    assert db.session.execute(sa.select(PaymentMonthFigures.__table__).order_by("month", "method")).all() == kept
 
 
 def test_clearing_items_are_limited_per_account_and_the_totals_cover_every_payment(march):
