@@ -33,6 +33,7 @@ month_figures_drift() lists where the table and the payments disagree.
 """
 
 import calendar
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
@@ -356,9 +357,15 @@ def month_figures_query(*where) -> sa.Select:
 def _figures_by_id(connection, ids: list[int]) -> dict[int, tuple[tuple[date, PaymentMethod], tuple[int, ...]]]:
     """What each of the payments adds to payment_month_figures now: ((month, method), FIGURES values);
     a payment that did not come in adds nothing and is left out."""
-    query = (sa.select(Payment.id, month_start(Payment.received_date), Payment.method, *month_figure_columns().values())
-             .where(Payment.id.in_(ids), Payment.status.in_(RECEIVED)))
-    return {r[0]: ((r[1], PaymentMethod(r[2])), tuple(int(v) for v in r[3:])) for r in connection.execute(query)}
+    return {r[0]: ((r[1], PaymentMethod(r[2])), tuple(int(v) for v in r[3:]))
+            for r in connection.execute(_figures_statement(), {"ids": ids})}
+
+
+@functools.cache
+def _figures_statement() -> sa.Select:
+    P = Payment
+    return (sa.select(P.id, month_start(P.received_date), P.method, *month_figure_columns().values())
+            .where(P.id.in_(sa.bindparam("ids", expanding=True)), P.status.in_(RECEIVED)))
 
 
 def _before(session: so.Session) -> dict[int, tuple | None]:
@@ -384,51 +391,85 @@ def _remember(session: so.Session, ids: Iterable[int], *, new: bool = False) -> 
     before.update({i: found.get(i) for i in ids})
 
 
-def _changes(connection, before: dict[int, tuple | None]) -> dict[tuple[date, PaymentMethod], list[int]]:
-    """Each month and method's change (now − before) from the payments in `before`; no zero changes."""
-    changes = defaultdict(lambda: [0] * len(FIGURES))
-    for figures, sign in ((before.values(), -1), (_figures_by_id(connection, list(before)).values(), 1)):
-        for entry in figures:
-            if entry is not None:
-                total = changes[entry[0]]
-                for n, value in enumerate(entry[1]):
-                    total[n] += sign * value
-    return {key: change for key, change in changes.items() if any(change)}
+@functools.cache
+def _change_statement(earlier: int) -> sa.Select:
+    """SQL: each month and method's change, grouped and in key order: what the payments :ids add now
+    (status and figures as they stand), plus `earlier` rows of bound values (:month_N, :method_N and
+    :FIGURE_N, negated sums of what they added before). Built once per shape."""
+    P = Payment
+    parts = [sa.select(month_start(P.received_date).label("month"), P.method.label("method"),
+                       *(column.label(name) for name, column in month_figure_columns().items()))
+             .where(P.id.in_(sa.bindparam("ids", expanding=True)), P.status.in_(RECEIVED))]
+    parts += [sa.select(sa.bindparam(f"month_{n}", type_=sa.Date).label("month"),
+                        sa.bindparam(f"method_{n}", type_=sa.String).label("method"),
+                        *(sa.bindparam(f"{name}_{n}", type_=sa.BigInteger).label(name) for name in FIGURES))
+              for n in range(earlier)]
+    changes = sa.union_all(*parts).subquery("changes")
+    key = (changes.c.month, changes.c.method)
+    return (sa.select(*key, *(sa.func.sum(changes.c[name]).label(name) for name in FIGURES))
+            .group_by(*key).order_by(*key))
+
+
+def _change_query(before: dict[int, tuple | None]) -> tuple[int, dict]:
+    """The shape of _change_statement for the payments in `before` (what they added before summed per
+    month and method here) and its parameters."""
+    earlier = defaultdict(lambda: [0] * len(FIGURES))
+    for entry in before.values():
+        if entry is not None:
+            earlier[entry[0]] = [a + b for a, b in zip(earlier[entry[0]], entry[1])]
+    params = {"ids": sorted(before)}
+    for n, ((month, method), figures) in enumerate(sorted(earlier.items())):
+        params.update({f"month_{n}": month, f"method_{n}": method.value,
+                       **{f"{name}_{n}": -value for name, value in zip(FIGURES, figures)}})
+    return len(earlier), params
+
+
+def _held_before(session: so.Session) -> dict[int, tuple | None]:
+    held = session.info.get(_BEFORE)
+    return held[1] if held is not None and held[0] is session.get_transaction() else {}
 
 
 def pending_month_figures(session: so.Session | None = None) -> dict[tuple[date, PaymentMethod], list[int]]:
     """The change the session's transaction made to the month figures, not yet in payment_month_figures
-    (empty once it commits): {(month, method): FIGURES values}."""
+    (empty once it commits): {(month, method): FIGURES values}, no zero changes."""
     from billing.extensions import db
 
     session = session if session is not None else db.session()
-    held = session.info.get(_BEFORE)
-    if held is None or held[0] is not session.get_transaction() or not held[1]:
+    before = _held_before(session)
+    if not before:
         return {}
-    return _changes(session.connection(), held[1])
+    earlier, params = _change_query(before)
+    changes = {(r[0], PaymentMethod(r[1])): [int(v) for v in r[2:]]
+               for r in session.connection().execute(_change_statement(earlier), params)}
+    return {key: change for key, change in changes.items() if any(change)}
 
 
 def _add_to_month_figures(session: so.Session) -> None:
-    """At the outermost commit: the transaction's change added to payment_month_figures, one upsert in key
-    order (PostgreSQL locks the rows in one order: two commits wait for each other, never deadlock)."""
-    changes = pending_month_figures(session)
-    if changes:
-        add_to_month_figures(session, [{"month": month, "method": method, **dict(zip(FIGURES, change))}
-                                       for (month, method), change in sorted(changes.items())])
+    """At the outermost commit: the transaction's change added to payment_month_figures in one upsert,
+    in key order (PostgreSQL locks the rows in one order: two commits wait for each other, never
+    deadlock)."""
+    before = _held_before(session)
+    if before:
+        earlier, params = _change_query(before)
+        session.execute(_upsert(session.get_bind().dialect.name, _change_statement(earlier)), params)
     session.info.pop(_BEFORE, None)
 
 
-def add_to_month_figures(session: so.Session, rows: list[dict] | sa.Select) -> None:
-    """Add to payment_month_figures (creating the rows it lacks) `rows` of month, method and FIGURES:
-    dicts, or a SELECT of those columns in that order."""
+@functools.cache
+def _upsert(dialect: str, rows: sa.Select) -> sa.Insert:
+    """INSERT .. SELECT `rows` (month, method and FIGURES) into payment_month_figures, adding to the rows
+    it has."""
     table = PaymentMonthFigures.__table__
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name](table)
-    params = rows
-    if isinstance(rows, sa.Select):
-        insert, params = insert.from_select(["month", "method", *FIGURES], rows), None
-    session.execute(insert.on_conflict_do_update(
-        index_elements=[table.c.month, table.c.method],
-        set_={name: table.c[name] + insert.excluded[name] for name in FIGURES}), params)
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](table)
+    insert = insert.from_select(["month", "method", *FIGURES], rows)
+    return insert.on_conflict_do_update(index_elements=[table.c.month, table.c.method],
+                                        set_={name: table.c[name] + insert.excluded[name] for name in FIGURES})
+
+
+def add_to_month_figures(session: so.Session, rows: sa.Select) -> None:
+    """Add `rows`, a SELECT of month, method and FIGURES, to payment_month_figures (for writers outside
+    the session's bookkeeping: billing/bulk_seed.py)."""
+    session.execute(_upsert.__wrapped__(session.get_bind().dialect.name, rows))
 
 
 def month_figures_drift() -> list[tuple[date, PaymentMethod]]:
