@@ -33,8 +33,9 @@ from bench.checkout import (
 )
 from billing import bulk_seed, create_app
 from billing.extensions import db
-from billing.models import PaymentMethod
+from billing.models import Payment, PaymentMethod
 from billing.reports import reconciliation, revenue
+from billing.services import settlement
 from billing.timeutil import clinic_today
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +125,10 @@ def contenders(start: date) -> dict:
     def method_figures():
         return {f.method: (f.count, f.received.cents) for f in reconciliation.method_figures(start)}
 
+    def month_figures_group_by():  # what payment_month_figures keeps, computed from the payments instead
+        rows = db.session.execute(settlement.month_figures_query(Payment.received_date.between(start, end)))
+        return {PaymentMethod(r.method): (int(r.payment_count), int(r.received_cents)) for r in rows}
+
     def roll_forward():
         reconciliation.ar_roll_forward(start)
 
@@ -132,6 +137,7 @@ def contenders(start: date) -> dict:
         return {f.method: (f.count, f.received.cents) for f in report.methods}
 
     return {"revenue.method_totals": method_totals, "reconciliation.method_figures": method_figures,
+            "settlement.month_figures_query": month_figures_group_by,
             "reconciliation.ar_roll_forward": roll_forward, "reconciliation.reconciliation": full_report}
 
 

@@ -22,7 +22,7 @@ from billing.models import (
     JournalLine, PackagePurchase, Patient, Payment, PaymentMethod, PaymentStatus, Refund, RefundKind,
 )
 from billing.money import Money
-from billing.services import ServiceError, balances, journal
+from billing.services import ServiceError, balances, journal, settlement
 from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import patients as patient_service
@@ -296,6 +296,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.check_payments()
         self.check_holding_accounts(moved)
         self.check_packages(moved)
+        assert settlement.month_figures_drift() == []  # refusals roll their savepoint back in between
 
     def accounts_moved(self) -> dict[str, int]:
         totals = dict(db.session.execute(
