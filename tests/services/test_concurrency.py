@@ -16,10 +16,10 @@ from flask import Flask
 from billing.extensions import db
 from billing.models import (
     Allocation, Charge, ChargeStatus, Invoice, InvoiceStatus, JournalEntry, JournalLine, Patient, Payment,
-    PaymentStatus, Service, ServiceCategory,
+    PaymentMethod, PaymentMonthFigures, PaymentStatus, Service, ServiceCategory,
 )
 from billing.money import Money
-from billing.services import ServiceError, balances, journal
+from billing.services import ServiceError, balances, journal, settlement
 from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import patients as patient_service
@@ -165,6 +165,30 @@ def test_the_same_money_order_taken_at_two_desks_at_once_is_recorded_once(live_a
     with live_app.app_context():
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(Payment.patient_id.in_(ids)))
         assert count == 1
+
+
+def test_ten_patients_paying_at_once_all_count_in_the_month_figures(live_app, infusion_id):
+    """Ten commits add to the same payment_month_figures row at once (no patient lock between them):
+    each waits for the one before it, none is lost."""
+    ids = patients_with_a_charge(live_app, infusion_id, 10, "MonthFigures")
+    key = (TODAY.replace(day=1), PaymentMethod.MONEY_ORDER)
+
+    def counted() -> tuple[int, int]:
+        row = db.session.get(PaymentMonthFigures, key)
+        return (row.payment_count, row.received_cents) if row is not None else (0, 0)
+
+    with live_app.app_context():
+        before = counted()
+
+    def pay(i: int) -> int:
+        return payment_service.record_money_order(db.session.get(Patient, ids[i]), Money(12500 + i),
+                                                  money_order(purchaser=f"Buyer {i}"), received_date=TODAY,
+                                                  today=TODAY, confirm_overpayment=True).id
+
+    run_at_once(live_app, 10, pay)
+    with live_app.app_context():
+        assert counted() == (before[0] + 10, before[1] + sum(12500 + i for i in range(10)))
+        assert settlement.month_figures_drift() == []
 
 
 def test_a_payment_and_a_void_of_the_same_invoice_at_once(live_app, infusion_id):
