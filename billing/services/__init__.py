@@ -24,3 +24,13 @@ def primary_key(obj: Any) -> Any:
         db.session.flush()
         identity = sa.inspect(obj).identity
     return identity[0]
+
+
+def advisory_lock(namespace: int, key: Any, *, shared: bool = False) -> None:
+    """PostgreSQL: take the advisory lock (namespace, key) until the transaction ends, in a statement of
+    its own, so that the statements after it see what a transaction that held it committed. `key`: an
+    int or an SQL expression of one. SQLite serialises writers by itself: nothing to do."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    lock = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
+    db.session.execute(sa.select(lock(namespace, key)))

@@ -25,11 +25,12 @@ from billing.models import (
 )
 from billing.models.types import utcnow
 from billing.money import Money
-from billing.services import ServiceError, audit
+from billing.services import ServiceError, advisory_lock, audit
 
 WINDOW_DAYS = 3  # a bank line and what it settles are at most this many days apart
 FIELD = "statement_file"
 ACCOUNT_FIELD = "account_last4"
+_LOCK_NAMESPACE = 70_002  # first key of the per-account advisory locks of bank imports (PostgreSQL)
 LISTED = 5  # skipped lines named in the message; the rest are counted
 
 
@@ -93,6 +94,9 @@ def import_statement(filename: str, content: bytes, *, account_last4: str = "") 
     except BankFileError as err:
         raise ServiceError(f"{err} Nothing was imported.", FIELD) from None
     account_ref = parsed.account_ref or _entered_account(account_last4, required=parsed.file_format == "csv")
+    # One import per account at a time: the month's OFX and CSV imported at once would each find the
+    # other's lines not there yet (a CSV row's FITID is ours, so no unique key catches it).
+    advisory_lock(_LOCK_NAMESPACE, sa.func.hashtext(account_ref))
     new_rows, skipped = _new_rows(parsed.rows, account_ref, csv=parsed.file_format == "csv")
     if not new_rows:
         raise ServiceError(f"All {len(parsed.rows)} lines of this file were already imported from {_files(skipped)}"

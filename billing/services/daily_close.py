@@ -15,18 +15,15 @@ from billing.models import DailyClose
 from billing.models.types import utcnow
 from billing.money import Money
 from billing.reports.money_orders import on_hand_total
-from billing.services import ServiceError, audit
+from billing.services import ServiceError, advisory_lock, audit
 
 _LOCK_NAMESPACE = 70_001  # first key of the per-day advisory locks (PostgreSQL)
 
 
 def _lock_day(day: date, *, shared: bool) -> None:
     """Take the day's lock until the transaction ends: shared by payments dated that day, exclusive
-    for its close. SQLite serialises writers by itself."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    lock = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
-    db.session.execute(sa.select(lock(_LOCK_NAMESPACE, day.toordinal())))
+    for its close."""
+    advisory_lock(_LOCK_NAMESPACE, day.toordinal(), shared=shared)
 
 
 def ensure_day_open(day: date, today: date, field: str | None = None) -> None:

@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,17 +16,18 @@ from flask import Flask
 
 from billing.extensions import db
 from billing.models import (
-    Allocation, Charge, ChargeStatus, Invoice, InvoiceStatus, JournalEntry, JournalLine, Patient, Payment,
+    Allocation, BankLine, Charge, ChargeStatus, Invoice, InvoiceStatus, JournalEntry, JournalLine, Patient, Payment,
     PaymentMethod, PaymentMonthFigures, PaymentStatus, Service, ServiceCategory,
 )
 from billing.money import Money
-from billing.services import ServiceError, balances, journal, settlement
+from billing.services import ServiceError, balances, bank, journal, settlement
 from billing.services import charges as charge_service
 from billing.services import invoices as invoice_service
 from billing.services import patients as patient_service
 from billing.services import payments as payment_service
 from tests.services.conftest import TODAY, money_order
 
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
     reason="row locks and concurrent transactions need PostgreSQL",
@@ -262,3 +264,37 @@ def test_a_posting_checked_before_its_month_closed_is_refused_by_the_database(li
     with live_app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)
                                  .where(JournalEntry.description == "Late February entry")) == 0
+
+
+def test_the_months_ofx_and_csv_imported_at_once_store_its_lines_once(live_app, monkeypatch):
+    """Each import reads what the account holds, then waits up to 2 s for the other before writing.
+    Under the account's lock the second one reads only once the first has committed, and finds every
+    line there; without it both would find none and store the month twice."""
+    waiting = threading.Barrier(2)
+    read_rows = bank._new_rows
+
+    def read_then_wait(*args, **kwargs):
+        rows = read_rows(*args, **kwargs)
+        try:
+            waiting.wait(timeout=2)
+        except threading.BrokenBarrierError:  # the other one is waiting for the lock
+            pass
+        return rows
+
+    monkeypatch.setattr(bank, "_new_rows", read_then_wait)
+    files = [SAMPLES / "bank_statement.ofx", SAMPLES / "bank_statement.csv"]
+
+    def upload(i: int):
+        try:
+            return bank.import_statement(files[i].name, files[i].read_bytes(), account_last4="9377").added
+        except ServiceError as err:
+            db.session.rollback()
+            return err
+
+    results = run_at_once(live_app, 2, upload)
+    assert sorted(results, key=lambda r: isinstance(r, ServiceError))[0] == 15
+    [refused] = [r for r in results if isinstance(r, ServiceError)]
+    assert refused.message.startswith("All 15 lines of this file were already imported")
+    with live_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BankLine)
+                                 .where(BankLine.account_ref == "****9377")) == 15
