@@ -410,7 +410,7 @@ def _change_statement(earlier: int) -> sa.Select:
             .group_by(*key).order_by(*key))
 
 
-def _change_query(before: dict[int, tuple | None]) -> tuple[int, dict]:
+def _change_params(before: dict[int, tuple | None]) -> tuple[int, dict]:
     """The shape of _change_statement for the payments in `before` (what they added before summed per
     month and method here) and its parameters."""
     earlier = defaultdict(lambda: [0] * len(FIGURES))
@@ -438,7 +438,7 @@ def pending_month_figures(session: so.Session | None = None) -> dict[tuple[date,
     before = _held_before(session)
     if not before:
         return {}
-    earlier, params = _change_query(before)
+    earlier, params = _change_params(before)
     changes = {(r[0], PaymentMethod(r[1])): [int(v) for v in r[2:]]
                for r in session.connection().execute(_change_statement(earlier), params)}
     return {key: change for key, change in changes.items() if any(change)}
@@ -450,12 +450,16 @@ def _add_to_month_figures(session: so.Session) -> None:
     deadlock)."""
     before = _held_before(session)
     if before:
-        earlier, params = _change_query(before)
-        session.execute(_upsert(session.get_bind().dialect.name, _change_statement(earlier)), params)
+        earlier, params = _change_params(before)
+        session.execute(_change_upsert(session.get_bind().dialect.name, earlier), params)
     session.info.pop(_BEFORE, None)
 
 
 @functools.cache
+def _change_upsert(dialect: str, earlier: int) -> sa.Insert:
+    return _upsert(dialect, _change_statement(earlier))
+
+
 def _upsert(dialect: str, rows: sa.Select) -> sa.Insert:
     """INSERT .. SELECT `rows` (month, method and FIGURES) into payment_month_figures, adding to the rows
     it has."""
@@ -469,7 +473,7 @@ def _upsert(dialect: str, rows: sa.Select) -> sa.Insert:
 def add_to_month_figures(session: so.Session, rows: sa.Select) -> None:
     """Add `rows`, a SELECT of month, method and FIGURES, to payment_month_figures (for writers outside
     the session's bookkeeping: billing/bulk_seed.py)."""
-    session.execute(_upsert.__wrapped__(session.get_bind().dialect.name, rows))
+    session.execute(_upsert(session.get_bind().dialect.name, rows))
 
 
 def month_figures_drift() -> list[tuple[date, PaymentMethod]]:
