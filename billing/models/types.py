@@ -1,9 +1,11 @@
-"""Column types shared by the models."""
+"""Column types shared by the models, and portable SQL they are read with."""
 
 from datetime import UTC, datetime
 from enum import Enum
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -38,3 +40,20 @@ def enum_column(enum: type[Enum], name: str) -> sa.Enum:
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
+
+class month_start(FunctionElement):
+    """The first day of a date's month."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(month_start)
+def _month_start_default(element, compiler, **kw):
+    return f"CAST(date_trunc('month', {compiler.process(element.clauses, **kw)}) AS date)"
+
+
+@compiles(month_start, "sqlite")
+def _month_start_sqlite(element, compiler, **kw):
+    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from billing.extensions import db
 from billing.models import Account, AccountMonthTotal, AccountType, JournalEntry, JournalLine
+from billing.models.types import month_start
 from billing.money import Money
 from billing.services import journal
 
@@ -84,12 +85,6 @@ class Drift:
     line_credits: Money
 
 
-def _month_of_entry() -> sa.ColumnElement[date]:
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.date_trunc("month", JournalEntry.entry_date), sa.Date)
-    return sa.func.date(JournalEntry.entry_date, "start of month", type_=sa.Date)
-
-
 def totals_drift() -> list[Drift]:
     """Every (account, month, source type) whose stored totals differ from the sums of its journal lines
     (empty when the totals are exact), in key order. Entries this transaction posted and has not
@@ -99,7 +94,7 @@ def totals_drift() -> list[Drift]:
     zero = sa.literal(0, sa.BigInteger)
     stored = sa.select(T.account_id, T.month.label("month"), T.source_type, T.debit_cents.label("stored_debits"),
                        T.credit_cents.label("stored_credits"), zero.label("line_debits"), zero.label("line_credits"))
-    month = _month_of_entry()
+    month = month_start(JournalEntry.entry_date)
     lines = (sa.select(L.account_id, month, E.source_type, zero, zero,
                        sa.case((L.amount_cents > 0, L.amount_cents), else_=0),
                        sa.case((L.amount_cents < 0, -L.amount_cents), else_=0))

@@ -50,6 +50,7 @@ from billing.models import (
     Dispute, DisputeOutcome, Payment, PaymentMethod, PaymentMonthFigures, PaymentStatus, Refund, RefundKind,
     StripeBalanceTransaction, StripePayout,
 )
+from billing.models.types import month_start
 
 # A payment that came in (a card payment still waiting for Stripe, or refused, did not).
 RECEIVED = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
@@ -86,23 +87,6 @@ def _latest_default(element, compiler, **kw):
 @compiles(_latest, "sqlite")
 def _latest_sqlite(element, compiler, **kw):
     return f"max({compiler.process(element.clauses, **kw)})"
-
-
-class month_start(FunctionElement):
-    """The first day of a date's month."""
-
-    type = sa.Date()
-    inherit_cache = True
-
-
-@compiles(month_start)
-def _month_start_default(element, compiler, **kw):
-    return f"CAST(date_trunc('month', {compiler.process(element.clauses, **kw)}) AS date)"
-
-
-@compiles(month_start, "sqlite")
-def _month_start_sqlite(element, compiler, **kw):
-    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"
 
 
 def per_payment(start: date | None, end: date, ids=None, *, last_moved: bool = False) -> sa.Subquery:
@@ -269,24 +253,22 @@ def _fresh(connection, rows: list[sa.Row], *, restrict: bool = True) -> dict[int
     return fresh
 
 
-def _write(connection, session: so.Session | None, rows: list[sa.Row], fresh: dict[int, tuple]) -> list[int]:
-    """Write the figures that changed (one executemany UPDATE, in id order); loaded payments take the
-    new values as their committed state. Returns the ids written."""
-    changed = [(row.id, fresh[row.id]) for row in rows if tuple(row[3:]) != fresh[row.id]]
+def _write(connection, session: so.Session, changed: dict[int, tuple]) -> list[int]:
+    """Write the figures of the payments in `changed` (one executemany UPDATE, in id order); loaded
+    payments take the new values as their committed state. Returns the ids written."""
     if not changed:
         return []
     table = Payment.__table__
     connection.execute(
         sa.update(table).where(table.c.id == sa.bindparam("_id"))
         .values({name: sa.bindparam(f"_{name}") for name in COLUMNS}),
-        [{"_id": pid, **{f"_{name}": value for name, value in zip(COLUMNS, values)}} for pid, values in changed])
-    if session is not None:
-        for pid, values in changed:
-            payment = session.identity_map.get(so.util.identity_key(Payment, pid))
-            if payment is not None:
-                for name, value in zip(COLUMNS, values):
-                    set_committed_value(payment, name, value)
-    return [pid for pid, _ in changed]
+        [{"_id": pid, **{f"_{name}": value for name, value in zip(COLUMNS, values)}} for pid, values in changed.items()])
+    for pid, values in changed.items():
+        payment = session.identity_map.get(so.util.identity_key(Payment, pid))
+        if payment is not None:
+            for name, value in zip(COLUMNS, values):
+                set_committed_value(payment, name, value)
+    return list(changed)
 
 
 def refresh(payment_ids: Iterable[int], *, session: so.Session | None = None) -> list[int]:
@@ -301,8 +283,9 @@ def refresh(payment_ids: Iterable[int], *, session: so.Session | None = None) ->
     connection = session.connection()
     rows = _stored(connection, ids)
     fresh = _fresh(connection, rows)
-    _remember(session, [row.id for row in rows if tuple(row[3:]) != fresh[row.id]])
-    return _write(connection, session, rows, fresh)
+    changed = {row.id: fresh[row.id] for row in rows if tuple(row[3:]) != fresh[row.id]}
+    _remember(session, changed)
+    return _write(connection, session, changed)
 
 
 def touch(payment_ids: Iterable[int], *, session: so.Session | None = None) -> None:
