@@ -115,7 +115,7 @@ def deposit_cancel(batch_id: int):
     form = CancelBatchForm(prefix="cancel")
     if form.validate_on_submit():
         def cancel() -> str:
-            number = deposits.cancel_batch(batch)
+            number = deposits.cancel_batch(batch, today=clinic_today())
             flash(f"{number} is cancelled; its money orders are on hand again.", "success")
             return url_for("books.deposits_index")
 

@@ -14,7 +14,7 @@ ON_HAND = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentSta
 
 
 def _on_hand(query: sa.Select) -> sa.Select:
-    batched = sa.select(DepositBatchItem.payment_id)
+    batched = sa.select(DepositBatchItem.payment_id).where(DepositBatchItem.released_on.is_(None))
     return query.where(Payment.method == PaymentMethod.MONEY_ORDER, Payment.status.in_(ON_HAND),
                        Payment.id.not_in(batched))
 

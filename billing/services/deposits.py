@@ -144,7 +144,7 @@ def mark_deposited(batch: DepositBatch, deposited_on: date | None, bank_referenc
     return batch
 
 
-def cancel_batch(batch: DepositBatch) -> str:
+def cancel_batch(batch: DepositBatch, *, today: date) -> str:
     """Give up an open batch (nothing was posted for it): its money orders are on hand again. Returns its
     number. Raises ServiceError for a deposited batch. The batch stays, marked cancelled (its number is
     not reused); its items are released; an audit event keeps what they were."""
@@ -161,7 +161,7 @@ def cancel_batch(batch: DepositBatch) -> str:
     audit.record("deposit.cancel", batch, changes={"number": number, "total": Money(batch.total_cents).plain(),
                                                    "payments": ids})
     for item in items:
-        db.session.delete(item)
+        item.released_on = today
     batch.status = DepositStatus.CANCELLED
     db.session.flush()
     return number

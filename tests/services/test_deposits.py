@@ -167,8 +167,11 @@ def test_a_money_order_returned_after_its_deposit_comes_back_out_of_the_bank(thr
 def test_cancelling_an_open_batch_frees_its_money_orders(three):
     batch = deposits.create_batch([p.id for p in three], today=TODAY)
     entries = db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry))
-    assert deposits.cancel_batch(batch) == "DEP-2026-0001"
-    assert batch_rows() == (1, 0) and batch.status == DepositStatus.CANCELLED
+    assert deposits.cancel_batch(batch, today=TODAY) == "DEP-2026-0001"
+    # nothing is deleted: the items stay, released, and the cancelled batch still shows what it held
+    assert batch_rows() == (1, 3) and batch.status == DepositStatus.CANCELLED
+    assert [item.released_on for item in batch.items] == [TODAY] * 3 and deposits.live_items(batch) == []
+    assert deposits.batch_payments(batch) == sorted(three, key=lambda p: (p.received_date, p.id))
     assert on_hand_total() == usd("425.25")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(JournalEntry)) == entries
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "deposit.cancel"))
@@ -181,7 +184,7 @@ def test_a_deposited_batch_is_not_cancelled(three):
     batch = deposits.create_batch([three[0].id], today=TODAY)
     deposits.mark_deposited(batch, TODAY, "REF", today=TODAY)
     with refused(match="a deposit is not cancelled"):
-        deposits.cancel_batch(batch)
+        deposits.cancel_batch(batch, today=TODAY)
     assert batches() == [("DEP-2026-0001", DepositStatus.DEPOSITED, 25000)]
 
 

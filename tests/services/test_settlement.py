@@ -111,7 +111,7 @@ def test_later_events_leave_the_month_as_it_was_and_earlier_payments_are_explain
     request = card_payments.request_refund(p["c1"], Money(5000), "Goodwill")
     card_payments.refund_done(request, "re_settle_c1", today=d(3, 4))
     open_batch = db.session.scalar(sa.select(DepositBatchItem).where(DepositBatchItem.payment_id == p["m5"].id)).batch
-    deposits.cancel_batch(open_batch)
+    deposits.cancel_batch(open_batch, today=d(6, 4))
     batch = deposits.create_batch([p["m3"].id, p["m5"].id], today=d(6, 4))
     deposits.mark_deposited(batch, d(6, 4), "BR-0406", today=d(6, 4))
     fundings.record_funding(fundings.FundingInput(reference="CCF-0406", funded_on=d(6, 4), net=Money(40000 - 3960),

@@ -226,7 +226,10 @@ def test_cancelling_an_open_batch_puts_its_money_orders_back(login, day_of_money
     assert "is cancelled; its money orders are on hand again" in text(response)
     assert 'data-figure="on-hand">$490.00' in text(response)
     assert db.session.scalar(sa.select(DepositBatch.status)) == DepositStatus.CANCELLED
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(DepositBatchItem)) == 0
+    # the items stay, released: the cancelled batch keeps what it held
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DepositBatchItem)
+                             .where(DepositBatchItem.released_on.is_(None))) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DepositBatchItem)) == len(mos)
 
 
 def test_deposited_batches_are_listed(login, day_of_money):
